@@ -1,0 +1,38 @@
+# carefabric: the two commands are `make demo` and `make test`; both build .venv when missing.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast airflow sandbox bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: venv
+	$(PY) tools/demo.py $(DEMO_ARGS)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+airflow: venv
+	bash tools/airflow_standalone.sh
+
+sandbox: venv
+	$(PY) -m sandbox serve
+
+bench: venv
+	$(PY) tools/bench.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf data airflow_home
