@@ -197,3 +197,58 @@ class JournalBatch:
     @property
     def total_credit_cents(self) -> int:
         return sum(line.credit_cents for line in self.lines)
+
+
+# --------------------------------------------------------------------------- after mapping
+
+
+@dataclass(slots=True)
+class MappedCharge:
+    """A charge that passed the crosswalks: everything posting and billing need, no PHI."""
+
+    charge: Charge
+    company: str
+    cost_center: str  # department crosswalk (active in the ERP)
+    revenue_account: str  # CDM crosswalk
+    erp_item: str | None = None  # CDM crosswalk; set for supply lines
+    item_unit_cost: Decimal | None = None  # ERP item master
+    location: str | None = None  # facility's inventory location
+
+    @property
+    def is_supply(self) -> bool:
+        return self.erp_item is not None
+
+
+@dataclass(slots=True)
+class MappedRemittance:
+    """A balanced 835 transaction whose payer and payee resolved through the crosswalks."""
+
+    remittance: Remittance
+    company: str
+    facility: str  # payee NPI -> facility
+    erp_payer_id: str  # payer crosswalk
+    business_date: dt.date  # the date it was received and is posted on
+
+
+@dataclass(slots=True, frozen=True)
+class InventoryMovementLine:
+    """Summarized consumption of one item at one location for one cost center (quantity < 0)."""
+
+    location: str
+    item: str
+    quantity: Decimal
+    unit_cost: Decimal
+    cost_center: str
+
+
+@dataclass(slots=True)
+class CashReceipt:
+    """One EFT or check (TRN02) to apply in ERP accounts receivable."""
+
+    external_id: str
+    company: str
+    receipt_date: dt.date
+    trace_number: str
+    payer_id: str
+    amount_cents: int
+    facility: str
