@@ -1,0 +1,121 @@
+"""Run carefabric's DAGs with a real Airflow on this machine.
+
+One place for what ``make demo``, ``make airflow`` and the end-to-end tests all need: an
+``AIRFLOW_HOME`` with its metadata database, the connections and variables of
+``airflow_settings.yaml`` loaded into it, and DAG runs executed the way the scheduler would
+(``airflow dags test``: one DagRun, every task through the task SDK, in one process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SETTINGS_FILE = PROJECT_ROOT / "airflow_settings.yaml"
+
+
+def airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for every Airflow command of one installation (home)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def airflow(env: dict[str, str], *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run one ``airflow`` CLI command."""
+    result = subprocess.run(
+        [str(VENV_BIN / "airflow"), *args], env=env, text=True, capture_output=capture, check=False
+    )
+    if check and result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout or "").splitlines()[-30:])
+        raise RuntimeError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{tail}")
+    return result
+
+
+def ensure_metadata_db(env: dict[str, str]) -> None:
+    """Create or upgrade the metadata database (idempotent)."""
+    airflow(env, "db", "migrate")
+
+
+def settings_to_import_files(settings_path: Path, out_dir: Path, sandbox_dir: Path | None = None) -> tuple[Path, Path]:
+    """Turn ``airflow_settings.yaml`` into the JSON files ``airflow ... import`` reads.
+
+    When the sandbox has generated its persistent SFTP host key, the SFTP connection gets it as
+    ``host_key`` and host key checking on, instead of the yaml's blind trust.
+    """
+    settings = yaml.safe_load(settings_path.read_text())["airflow"]
+    connections: dict[str, Any] = {}
+    for conn in settings.get("connections", []):
+        extra = dict(conn.get("conn_extra") or {})
+        if conn["conn_type"] == "sftp" and sandbox_dir is not None:
+            pub = sandbox_dir / "sftp_host_key.pub"
+            if pub.exists():
+                extra["host_key"] = pub.read_text().split()[1]
+                extra["no_host_key_check"] = False
+        connections[conn["conn_id"]] = {
+            "conn_type": conn["conn_type"],
+            "host": conn.get("conn_host"),
+            "port": conn.get("conn_port"),
+            "login": conn.get("conn_login"),
+            "password": conn.get("conn_password"),
+            "schema": conn.get("conn_schema"),
+            "extra": json.dumps(extra),
+        }
+    variables = {v["variable_name"]: v["variable_value"] for v in settings.get("variables", [])}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conn_file = out_dir / "connections.json"
+    var_file = out_dir / "variables.json"
+    conn_file.write_text(json.dumps(connections, indent=2))
+    var_file.write_text(json.dumps(variables, indent=2))
+    return conn_file, var_file
+
+
+def load_settings(env: dict[str, str], sandbox_dir: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> None:
+    """Load connections, variables and pools from ``airflow_settings.yaml`` into Airflow."""
+    home = Path(env["AIRFLOW_HOME"])
+    conn_file, var_file = settings_to_import_files(SETTINGS_FILE, home / "settings", sandbox_dir)
+    if overrides:
+        conns = json.loads(conn_file.read_text())
+        for conn_id, fields in overrides.items():
+            conns[conn_id].update(fields)
+        conn_file.write_text(json.dumps(conns, indent=2))
+    airflow(env, "connections", "import", "--overwrite", str(conn_file))
+    airflow(env, "variables", "import", "-a", "overwrite", str(var_file))
+    settings = yaml.safe_load(SETTINGS_FILE.read_text())["airflow"]
+    for pool in settings.get("pools", []):
+        airflow(env, "pools", "set", pool["pool_name"], str(pool["pool_slot"]), pool.get("pool_description", ""))
+
+
+def run_dag(env: dict[str, str], dag_id: str, logical_date: str, conf: dict[str, Any] | None = None) -> str:
+    """Run one DagRun of ``dag_id`` to completion; return its final state ("success"/"failed")."""
+    args = ["dags", "test", dag_id, logical_date]
+    if conf:
+        args += ["-c", json.dumps(conf)]
+    result = airflow(env, *args, check=False)
+    output = (result.stdout or "") + (result.stderr or "")
+    state = "success" if "state=success" in output.split("DagRun Finished")[-1] else "failed"
+    if result.returncode != 0:
+        state = "failed"
+    log_dir = Path(env["AIRFLOW_HOME"]) / "dag_test_logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"{dag_id}_{logical_date}.log").write_text(output)
+    return state
