@@ -1,0 +1,35 @@
+"""Operational state: incremental-sync watermarks and the audit log of manual actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from carefabric.store.models.base import Base, created_at, pk, updated_at
+
+
+class Watermark(Base):
+    """Where an incremental sync got to; key (interface, name)."""
+
+    __tablename__ = "watermarks"
+
+    interface: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class AuditLog(Base):
+    """Who did what by hand: crosswalk edits, replays, discards (no PHI in detail)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = pk()
+    at: Mapped[dt.datetime] = created_at()
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any] | None]

@@ -1,0 +1,131 @@
+"""Judge what the pipeline posted against the generator's ground truth.
+
+Reads the ERP sandbox's own records (what a finance user would see in the ERP), never the
+pipeline's store, and lists every difference item by item. An empty list means the day posted
+exactly as the scenario says it should, to the cent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+
+LineKey = tuple[str, str, str, str, str, str]
+
+
+def _line_key(line: dict[str, Any]) -> LineKey:
+    return (
+        str(line.get("account") or ""),
+        str(line.get("cost_center") or ""),
+        str(line.get("location") or ""),
+        str(line.get("facility") or ""),
+        f"{Decimal(str(line.get('debit') or '0')):.2f}",
+        f"{Decimal(str(line.get('credit') or '0')):.2f}",
+    )
+
+
+def _get_all(base_url: str, token: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    query: dict[str, Any] = dict(params, limit=500)
+    while True:
+        response = requests.get(
+            f"{base_url}/api/v1{path}", params=query, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        response.raise_for_status()
+        body = response.json()
+        items.extend(body.get("data", []))
+        if not body.get("next_cursor"):
+            return items
+        query["cursor"] = body["next_cursor"]
+
+
+def _journal_detail(base_url: str, token: str, external_id: str) -> dict[str, Any]:
+    response = requests.get(
+        f"{base_url}/api/v1/journal-batches/{external_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def erp_records(erp_url: str, token: str, business_date: str) -> dict[str, list[dict[str, Any]]]:
+    """Everything the ERP holds for one date: journals (with lines), movements, cash receipts."""
+    journals = []
+    for summary in _get_all(erp_url, token, "/journal-batches", {"journal_date": business_date}):
+        journals.append(summary if "lines" in summary else _journal_detail(erp_url, token, summary["external_id"]))
+    return {
+        "journals": journals,
+        "inventory_movements": _get_all(erp_url, token, "/inventory-movements", {"movement_date": business_date}),
+        "cash_receipts": _get_all(erp_url, token, "/cash-receipts", {"receipt_date": business_date}),
+    }
+
+
+def compare_journals(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """Differences between expected and posted journals, matched per source as multisets of lines."""
+    diffs: list[str] = []
+    want: dict[str, Counter[LineKey]] = {}
+    have: dict[str, Counter[LineKey]] = {}
+    for journal in expected:
+        want.setdefault(journal["source"], Counter()).update(_line_key(line) for line in journal["lines"])
+    for journal in actual:
+        have.setdefault(journal["source"], Counter()).update(_line_key(line) for line in journal["lines"])
+    for source in sorted(set(want) | set(have)):
+        missing = want.get(source, Counter()) - have.get(source, Counter())
+        extra = have.get(source, Counter()) - want.get(source, Counter())
+        diffs += [f"journal {source}: expected line not posted {key}" for key in sorted(missing.elements())]
+        diffs += [f"journal {source}: posted line not expected {key}" for key in sorted(extra.elements())]
+    return diffs
+
+
+def compare_movements(expected: list[dict[str, Any]], actual_docs: list[dict[str, Any]]) -> list[str]:
+    def key(line: dict[str, Any]) -> tuple[str, str, str, str, str]:
+        return (
+            line["location"],
+            line["item"],
+            str(line.get("cost_center") or ""),
+            f"{Decimal(str(line['quantity'])).normalize():f}",
+            f"{Decimal(str(line['unit_cost'])):.2f}",
+        )
+
+    want = Counter(key(line) for line in expected)
+    have = Counter(key(line) for doc in actual_docs for line in doc.get("lines", [doc]))
+    return [f"inventory: expected movement not posted {k}" for k in sorted((want - have).elements())] + [
+        f"inventory: posted movement not expected {k}" for k in sorted((have - want).elements())
+    ]
+
+
+def compare_cash(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    def key(receipt: dict[str, Any]) -> tuple[str, str, str]:
+        return (receipt["trace_number"], receipt["payer_id"], f"{Decimal(str(receipt['amount'])):.2f}")
+
+    want = Counter(key(r) for r in expected)
+    have = Counter(key(r) for r in actual)
+    return [f"cash: expected receipt not posted {k}" for k in sorted((want - have).elements())] + [
+        f"cash: posted receipt not expected {k}" for k in sorted((have - want).elements())
+    ]
+
+
+def judge(ground_truth_path: Path, erp_url: str, token: str, *, after_fix: bool = False) -> dict[str, Any]:
+    """Compare the ERP's records for the scenario's business date with the ground truth."""
+    truth = json.loads(ground_truth_path.read_text())
+    business_date = truth["business_date"]
+    records = erp_records(erp_url, token, business_date)
+    expected_journals = list(truth["journals"])
+    if after_fix:
+        expected_journals += truth.get("after_fix", {}).get("journals", [])
+    differences = (
+        compare_journals(expected_journals, records["journals"])
+        + compare_movements(truth.get("inventory_movements", []), records["inventory_movements"])
+        + compare_cash(truth.get("cash_receipts", []), records["cash_receipts"])
+    )
+    return {
+        "business_date": business_date,
+        "journals_posted": len(records["journals"]),
+        "inventory_documents": len(records["inventory_movements"]),
+        "cash_receipts": len(records["cash_receipts"]),
+        "differences": differences,
+    }
