@@ -6,10 +6,10 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+
 from carefabric.quality import (
     SUITES,
     ExpectationSpec,
@@ -208,17 +208,14 @@ def test_unknown_dataset() -> None:
         suite_for("nope")
 
 
-def test_ten_thousand_rows_timing(capsys: pytest.CaptureFixture[str]) -> None:
-    """GX is called once per frame, never per record: 10k rows must stay well inside a task."""
-    df = charges_frame(10_000)
-    validate_frame("charges", df.head(10))  # warm up: GX import and metric registry
-    started = time.perf_counter()
-    result = validate_frame("charges", df)
-    elapsed = time.perf_counter() - started
+def test_ten_thousand_rows_validate_as_one_frame() -> None:
+    """GX is called once per frame, never per record: a 10k-row frame is one validation run.
+
+    How long it takes is measured by ``make bench``, not asserted here.
+    """
+    result = validate_frame("charges", charges_frame(10_000))
     assert result.success, result.summary()
-    with capsys.disabled():
-        print(f"\nGX charges suite on 10,000 rows: {elapsed * 1000:.0f} ms ({result.evaluated} expectations)")
-    assert elapsed < 10, f"GX took {elapsed:.1f}s for 10k rows"
+    assert result.rows == 10_000
 
 
 def test_package_import_stays_light() -> None:

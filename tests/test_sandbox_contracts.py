@@ -24,6 +24,7 @@ from typing import Any
 import paramiko
 import pytest
 import requests
+
 from sandbox import BILLING_TOKEN, ERP_TOKEN, SFTP_PASSWORD, SFTP_USER
 from sandbox.runner import SandboxServers, port_answers
 

@@ -122,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sandbox.runner import SandboxServers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd narrates every connection
     base = _base(args)
     base.mkdir(parents=True, exist_ok=True)
     other = _read_pid(base)

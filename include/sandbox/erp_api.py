@@ -16,10 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from carefabric.money import format_cents, to_cents
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from carefabric.money import format_cents, to_cents
 from sandbox import ERP_TOKEN
 from sandbox.http_common import (
     ADMIN_PREFIX,

@@ -254,6 +254,7 @@ class ChargeLine:
     extended_cents: int
     department: str
     set_id: int = 0  # FT1-1 within its message
+    message_control_id: str | None = None  # MSH-10 of the DFT^P03 that carried it (None: FHIR/malformed)
 
     @property
     def is_supply(self) -> bool:

@@ -41,6 +41,13 @@ from sandbox import HOST, SFTP_PASSWORD, SFTP_USER
 
 log = logging.getLogger(__name__)
 
+# paramiko logs every login at INFO and a client that drops the TCP connection without a
+# goodbye (most SFTP clients, Airflow's hook included) at ERROR; keep the sandbox's log readable.
+SSH_LOG_CHANNEL = "sandbox.sftp.ssh"
+_ssh_log = logging.getLogger(SSH_LOG_CHANNEL)
+_ssh_log.setLevel(logging.WARNING)
+_ssh_log.addFilter(lambda record: "Connection reset by peer" not in record.getMessage())
+
 
 class PathRefused(Exception):
     """A client path that would leave the SFTP root."""
@@ -350,6 +357,7 @@ class SftpDrop:
         try:
             conn.settimeout(None)
             transport = paramiko.Transport(conn)
+            transport.set_log_channel(SSH_LOG_CHANNEL)
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler("sftp", SFTPServer, RootedSFTP, root=str(self.root))
             with self._lock:

@@ -17,6 +17,7 @@ from carefabric.hl7.canonical import to_canonical
 from carefabric.hl7.framing import iter_messages
 from carefabric.hl7.message import parse
 
+
 def _seg(name: str, values: dict[int, str]) -> str:
     """One segment with SEG-n = values[n] (HL7 numbering; MSH-1/MSH-2 written by the caller)."""
     fields = [""] * (max(values) + 1)

@@ -30,7 +30,6 @@ Decisions:
 from __future__ import annotations
 
 import codecs
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +40,32 @@ __all__ = ["Envelope", "FileReport", "RawMessage", "iter_messages", "DEFAULT_MAX
 DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
 
 # A unit begins where one of these ids starts a line (or the buffer), followed by a delimiter.
-_BOUNDARY = re.compile(rb"(?<![^\r\n\x0b\x1c])(?:MSH|FHS|BHS|BTS|FTS)(?=[^A-Za-z0-9\r\n])")
-_TERMINATORS = b"\r\n\x1c"
+_TAGS = (b"MSH", b"FHS", b"BHS", b"BTS", b"FTS")
+_LINE_START = frozenset(b"\r\n\x0b\x1c")
+_NOT_DELIMITER = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789\r\n")
+
+
+def _boundaries(buf: bytes) -> list[int]:
+    """Offsets in ``buf`` where a unit (message or envelope segment) starts.
+
+    ``bytes.find`` per tag rather than one regex: the search is a C memchr/two-way scan, about
+    ten times faster than a regex with a look-behind tried at every position, and the envelope
+    tags are usually absent, which costs one fast scan each.
+    """
+    out: list[int] = []
+    find = buf.find
+    end = len(buf) - 3  # the byte after the tag must be present (it is the field separator)
+    for tag in _TAGS:
+        i = find(tag)
+        while 0 <= i < end:
+            if (i == 0 or buf[i - 1] in _LINE_START) and buf[i + 3] not in _NOT_DELIMITER:
+                out.append(i)
+            i = find(tag, i + 3)
+        if tag == b"MSH":
+            found_msh = len(out)
+    if len(out) != found_msh:
+        out.sort()
+    return out
 
 # HL7 table 0211 names -> Python codecs. None: UTF-8 with the cp1252 fallback.
 _CHARSETS: dict[str, str | None] = {
@@ -301,15 +324,29 @@ class _Framer:
         return raw
 
 
+_CODEC_CACHE: dict[tuple[bytes, bytes], tuple[str | None, str | None]] = {}
+
+
 def _declared_codec(data: bytes) -> tuple[str | None, str | None]:
     """The codec MSH-18 names (None: default UTF-8) and a warning; '!' marks an error."""
     end = data.find(b"\r")
     msh = data if end < 0 else data[:end]
     sep = msh[3:4]
-    if not sep or msh.count(sep) < 17:
+    if not sep:
         return None, None
-    value = msh.split(sep)[17]
-    enc = msh.split(sep, 2)[1]
+    parts = msh.split(sep, 18)
+    if len(parts) < 18:
+        return None, None
+    key = (parts[1], parts[17])
+    hit = _CODEC_CACHE.get(key)
+    if hit is None:
+        hit = _lookup_codec(*key)
+        if len(_CODEC_CACHE) < 256:
+            _CODEC_CACHE[key] = hit
+    return hit
+
+
+def _lookup_codec(enc: bytes, value: bytes) -> tuple[str | None, str | None]:
     for ch in enc[:2]:  # first repetition, first component
         value = value.split(bytes((ch,)), 1)[0]
     name = value.decode("ascii", "replace").strip().upper()
@@ -351,7 +388,6 @@ def iter_messages(
     buf = b""
     base = 0  # file offset of buf[0]
     started = False  # the first boundary has been seen
-    finditer = _BOUNDARY.finditer
     message_unit = framer.message_unit
     while True:
         chunk = read(chunk_size)
@@ -362,7 +398,7 @@ def iter_messages(
                 chunk = chunk[3:]
                 base = 3
             buf = buf + chunk if buf else chunk
-        starts = [m.start() for m in finditer(buf)]
+        starts = _boundaries(buf)
         if not started:
             if not starts:
                 if at_eof:

@@ -39,7 +39,7 @@ from carefabric.store.models.master import (
     ErpPayer,
     ErpPeriod,
 )
-from carefabric.store.models.ops import AuditLog, Watermark
+from carefabric.store.models.ops import AuditLog, QualityResult, Watermark
 from carefabric.store.models.recon import (
     RECON_CHECKS,
     RECON_STATUSES,
@@ -111,5 +111,6 @@ __all__ = [
     "RemitLine",
     "Remittance",
     "SupplyUsage",
+    "QualityResult",
     "Watermark",
 ]
