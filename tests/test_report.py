@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
+
 from carefabric.quality import ExpectationOutcome, QualityResult
 from carefabric.report import build_finance_report, format_money, send, to_mime
 from carefabric.report.finance_email import UNMATCHED_HTML_CAP

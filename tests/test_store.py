@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
 from carefabric.store import audit, crosswalks, db, exceptions_repo, watermarks
 from carefabric.store.bulk import insert_ignore, upsert
 from carefabric.store.crosswalks import Crosswalks
@@ -30,7 +32,6 @@ from carefabric.store.models import (
     Remittance,
     SupplyUsage,
 )
-from sqlalchemy.engine import Engine
 
 
 @pytest.fixture

@@ -240,6 +240,7 @@ class _RemitBuilder:
         deny: bool = False,
         rate_bp: int | None = None,
         force_pr: bool = False,
+        no_pr: bool = False,
         lines_spec: list[tuple[CdmEntry, int, str]] | None = None,
         patient: Patient | None = None,
     ) -> tuple[RemitClaim, Patient]:
@@ -272,11 +273,11 @@ class _RemitBuilder:
                 if charge_total - allowed:
                     claim.adjustments.append(Cas("CO", "45", charge_total - allowed))
                 remaining = allowed
-                if force_pr or rng.random() < 0.5:
+                if not no_pr and (force_pr or rng.random() < 0.5):
                     deductible = min(remaining, rng.choice((5000, 10000, 25000)))
                     claim.adjustments.append(Cas("PR", "1", deductible))
                     remaining -= deductible
-                if rng.random() < 0.5 and remaining > 0:
+                if not no_pr and rng.random() < 0.5 and remaining > 0:
                     coins = remaining * 20 // 100
                     claim.adjustments.append(Cas("PR", "2", coins))
                     remaining -= coins
@@ -303,11 +304,11 @@ class _RemitBuilder:
                     if charge - allowed:
                         line.adjustments.append(Cas("CO", "45", charge - allowed))
                     remaining = allowed
-                    if index == 0 and rng.random() < 0.3 and remaining > 0:
+                    if not no_pr and index == 0 and rng.random() < 0.3 and remaining > 0:
                         deductible = min(remaining, rng.choice((5000, 10000, 25000)))
                         line.adjustments.append(Cas("PR", "1", deductible))
                         remaining -= deductible
-                    if (force_pr or rng.random() < 0.6) and remaining > 0:
+                    if not no_pr and (force_pr or rng.random() < 0.6) and remaining > 0:
                         coins = remaining * 20 // 100
                         if coins:
                             line.adjustments.append(Cas("PR", "2", coins))
@@ -316,7 +317,7 @@ class _RemitBuilder:
                     line_paid_total += remaining
                 claim.lines.append(line)
             claim.paid_cents = line_paid_total
-            if not deny and (force_pr or rng.random() < 0.35) and line_paid_total > 0:
+            if not deny and not no_pr and (force_pr or rng.random() < 0.35) and line_paid_total > 0:
                 copay = min(line_paid_total, rng.choice((2000, 3000, 5000)))
                 claim.adjustments.append(Cas("PR", "3", copay))
                 claim.paid_cents -= copay
@@ -594,11 +595,11 @@ def generate(
                     lines_spec = remit.claim_lines(rng, service_date, seq)
                     original, patient = remit.adjudicate(
                         rng, payer, fac, seq, service_date, style="lines", rate_bp=payer.allowed_bp,
-                        lines_spec=lines_spec,
+                        lines_spec=lines_spec, no_pr=True,
                     )
                     corrected, _ = remit.adjudicate(
                         rng, payer, fac, seq, service_date, style="lines", rate_bp=payer.allowed_bp + 800,
-                        lines_spec=lines_spec, patient=patient,
+                        lines_spec=lines_spec, patient=patient, force_pr=True,
                     )
                     reversal = remit.reverse(original)
                     tx.claims += [reversal, corrected]

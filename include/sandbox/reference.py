@@ -97,7 +97,7 @@ class Payer:
     name: str
     x12_id: str  # 10 characters: N1*PR XV, REF*2U and TRN03
     allowed_bp: int  # allowed amount as basis points of the charge
-    filing_indicator: str  # CLP06
+    filing_indicator: str  # CLP06 (835 code list: 12 PPO, HM HMO, MB Medicare B ...); also PV1-20
     plan_code: str  # IN1-2
 
 
@@ -133,14 +133,14 @@ CDM_BY_CODE: dict[str, CdmEntry] = {entry.code: entry for entry in CHARGEMASTER}
 UNKNOWN_CDM = CdmEntry("CDM2099", "HEMOGLOBIN A1C", "LAB", "4010", "83036", "0301", 4500)
 
 PAYERS: tuple[Payer, ...] = (
-    Payer("PAYER-ACME", "ACME HEALTH PLAN", "1363421001", 6200, "CI", "ACMEPPO"),
+    Payer("PAYER-ACME", "ACME HEALTH PLAN", "1363421001", 6200, "12", "ACMEPPO"),
     Payer("PAYER-MEDICARE", "MEDICARE PART A AND B", "1004412001", 4500, "MB", "MCRAB"),
-    Payer("PAYER-BLUE", "BLUE SHIELD OF THE VALLEY", "1006009001", 5500, "BL", "BSVHMO"),
+    Payer("PAYER-BLUE", "BLUE SHIELD OF THE VALLEY", "1006009001", 5500, "HM", "BSVHMO"),
 )
 PAYER_BY_ID: dict[str, Payer] = {payer.payer_id: payer for payer in PAYERS}
 
 #: Fault: a payer that sends an 835 but is in neither ``payers.csv`` nor the ERP master.
-UNKNOWN_PAYER = Payer("PAYER-ZENITH", "ZENITH MUTUAL HEALTH", "1999451001", 5000, "CI", "ZENPPO")
+UNKNOWN_PAYER = Payer("PAYER-ZENITH", "ZENITH MUTUAL HEALTH", "1999451001", 5000, "12", "ZENPPO")
 
 # Names of the sample population (fictional; upper case as EHR feeds send them).
 FAMILY_NAMES: tuple[str, ...] = (

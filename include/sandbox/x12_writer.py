@@ -190,7 +190,7 @@ def render(tx: RemitTransaction) -> str:
     body.append("PER*BL*EDI SUPPORT*TE*8005550100")
     body.append(f"N1*PE*{fac.name}*XX*{fac.npi}")
     body.append("N3*100 HOSPITAL WAY")
-    body.append(f"N4*{fac.city}*ST*12345")
+    body.append(f"N4*{fac.city}*IL*62701")
     body.append(f"REF*TJ*{fac.npi[1:]}")
     body.append("LX*1")
     for claim in tx.claims:

@@ -1,0 +1,105 @@
+"""Crosswalk mapping: canonical records in, routable records or business exceptions out.
+
+Pure functions over a ``Crosswalks`` snapshot loaded once per run, so mapping a day's feed is a
+dictionary lookup per line, never a query. A line that cannot be mapped is *held* with a reason
+code from ``docs/CONTRACTS.md``; fixing the crosswalk and replaying maps it again through the very
+same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from carefabric.canonical import Charge, MappedCharge, MappedRemittance, Remittance
+from carefabric.store.crosswalks import Crosswalks
+
+CHARGEABLE_TYPES = frozenset({"CG", "CD"})
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Why a record cannot be routed: a business exception to open (no PHI in summary/detail)."""
+
+    reason_code: str
+    record_type: str
+    record_key: str
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def map_charge(charge: Charge, cw: Crosswalks) -> MappedCharge | Held:
+    """Resolve facility, CDM, department cost center, revenue account and ERP item for one line.
+
+    Checks run in the order an analyst would fix them: an unknown facility hides every other
+    problem, an unknown CDM code hides the department, and so on. One reason per line.
+    """
+    key = charge.line_key
+
+    def held(reason: str, summary: str, **detail: Any) -> Held:
+        return Held(reason, "charge", key, summary, {"cdm_code": charge.cdm_code, "facility": charge.facility, **detail})
+
+    facility = cw.facility(charge.facility)
+    if facility is None:
+        return held("UNKNOWN_FACILITY", f"facility {charge.facility} has no crosswalk entry")
+    entry = cw.cdm_entry(charge.cdm_code)
+    if entry is None or not entry.revenue_account:
+        return held("UNKNOWN_CDM", f"CDM code {charge.cdm_code} has no crosswalk entry")
+    cost_center = cw.cost_center(charge.facility, charge.department)
+    if cost_center is None:
+        return held(
+            "UNKNOWN_DEPARTMENT",
+            f"department {charge.department} at {charge.facility} has no cost center",
+            department=charge.department,
+        )
+    active = cw.cost_center_active(cost_center)
+    if active is None:
+        return held("UNKNOWN_COST_CENTER", f"cost center {cost_center} is not in the ERP", cost_center=cost_center)
+    if not active:
+        return held("INACTIVE_COST_CENTER", f"cost center {cost_center} is inactive in the ERP", cost_center=cost_center)
+    account_active = cw.account_active(entry.revenue_account)
+    if not account_active:
+        reason = "UNKNOWN_ACCOUNT" if account_active is None else "INACTIVE_ACCOUNT"
+        return held(reason, f"revenue account {entry.revenue_account} is not active in the ERP", account=entry.revenue_account)
+    unit_cost: Decimal | None = None
+    if entry.erp_item:
+        cents = cw.item_unit_cost_cents(entry.erp_item)
+        if cents is None:
+            return held("ITEM_WITHOUT_COST", f"ERP item {entry.erp_item} has no unit cost", item=entry.erp_item)
+        unit_cost = Decimal(cents) / 100
+        if not facility.location:
+            return held("UNKNOWN_LOCATION", f"facility {charge.facility} has no inventory location")
+    return MappedCharge(
+        charge=charge,
+        company=facility.company,
+        cost_center=cost_center,
+        revenue_account=entry.revenue_account,
+        erp_item=entry.erp_item or None,
+        item_unit_cost=unit_cost,
+        location=facility.location if entry.erp_item else None,
+    )
+
+
+def map_remittance(remit: Remittance, cw: Crosswalks, *, business_date: Any, record_key: str) -> MappedRemittance | Held:
+    """Resolve the payer (x12 id -> ERP payer) and the payee facility (NPI) of a balanced 835."""
+
+    def held(reason: str, summary: str, **detail: Any) -> Held:
+        return Held(reason, "remittance", record_key, summary, {"trace_number": remit.trace_number, **detail})
+
+    candidates = [remit.payer_id, remit.trace_originator]
+    erp_payer = next((p for p in (cw.erp_payer(c) for c in candidates) if p), None)
+    if erp_payer is None:
+        return held("UNKNOWN_PAYER", f"payer {remit.payer_id or remit.trace_originator} has no crosswalk entry", payer_id=remit.payer_id)
+    if cw.erp_payers_active and not cw.erp_payers_active.get(erp_payer, False):
+        return held("UNKNOWN_PAYER", f"ERP payer {erp_payer} is unknown or inactive", payer_id=remit.payer_id)
+    facility = cw.facility_by_npi(remit.payee_npi)
+    if facility is None:
+        return held("UNKNOWN_FACILITY", f"payee NPI {remit.payee_npi} has no facility", payee_npi=remit.payee_npi)
+    return MappedRemittance(
+        remittance=remit,
+        company=facility.company,
+        facility=facility.facility,
+        erp_payer_id=erp_payer,
+        business_date=business_date,
+    )
