@@ -30,7 +30,12 @@ from carefabric.x12.envelope import detect_delimiters
 from carefabric.x12.reader import FileResult, normalize_composite
 from carefabric.x12.synth import write_835
 
-SAMPLES = ("lfh_medicare_part_a", "lfh_managed_care", "lfh_cob_contractual_adjustment", "pyx12_835_simple_4010")
+SAMPLES = (
+    "lfh_medicare_part_a",
+    "lfh_managed_care",
+    "lfh_cob_contractual_adjustment",
+    "pyx12_835_simple_4010",
+)
 D = Decimal
 
 
@@ -93,7 +98,11 @@ def test_managed_care(x12_dir: Path) -> None:
     assert r.payer_id == "1935665544"  # neither N1*PR id nor REF*2U: TRN03
     assert r.payee_npi == "5544667733"
     first, second = r.claims
-    assert (first.patient_control_number, first.status, first.patient_responsibility) == ("5554555444", "1", D("300.00"))
+    assert (first.patient_control_number, first.status, first.patient_responsibility) == (
+        "5554555444",
+        "1",
+        D("300.00"),
+    )
     assert [(a.group, a.reason, a.amount) for a in first.adjustments] == [("CO", "A2", D("50.00"))]
     (line,) = first.lines
     assert (line.procedure, line.charge, line.paid, line.service_date) == (
@@ -145,7 +154,11 @@ def test_demo_malformed_is_rejected_naming_cas_co(x12_dir: Path) -> None:
         "transaction ST02=112233 unreadable: segment 27 'CAS_CO' is not a valid X12 segment id "
         "(2-3 capital letters/digits)"
     )
-    assert (error.interchange_control, error.group_control, error.transaction_control) == ("000000907", "1", "112233")
+    assert (error.interchange_control, error.group_control, error.transaction_control) == (
+        "000000907",
+        "1",
+        "112233",
+    )
     assert error.segment_position == 27
 
 
@@ -158,7 +171,9 @@ def test_pyx12_4010_reversals_unbalanced(x12_dir: Path) -> None:
         ("134158-27488", "22", D("-500.25")),
     ]
     assert [c.is_reversal for c in r.claims] == [True, False, True]
-    assert [(a.group, a.reason, a.amount) for a in r.claims[0].lines[0].adjustments] == [("CR", "45", D("-100"))]
+    assert [(a.group, a.reason, a.amount) for a in r.claims[0].lines[0].adjustments] == [
+        ("CR", "45", D("-100"))
+    ]
     assert r.claims[2].lines[0].procedure == "HC:T1017:TG"
     assert [(p.reason, p.amount) for p in r.provider_adjustments] == [
         ("CS", D("-1008.1")),
@@ -237,7 +252,9 @@ def test_not_starting_with_isa() -> None:
 
 
 def test_isa_too_short() -> None:
-    with pytest.raises(X12Error, match="ISA segment too short: file has 41 characters, a fixed-width ISA needs 106"):
+    with pytest.raises(
+        X12Error, match="ISA segment too short: file has 41 characters, a fixed-width ISA needs 106"
+    ):
         _read_bytes(b"ISA*00*          *00*          *ZZ*SHORT~")
 
 
@@ -333,7 +350,10 @@ def test_bpr_missing_elements(x12_dir: Path) -> None:
 def test_amount_not_a_number(x12_dir: Path) -> None:
     data = (x12_dir / "lfh_managed_care.835").read_bytes().replace(b"*450.00*300.00*", b"*45O.00*300.00*")
     (error,) = _read_bytes(data).errors
-    assert error.reason == "transaction ST02=112233 unreadable: claim 5554555444 CLP04 '45O.00' is not a decimal amount"
+    assert (
+        error.reason
+        == "transaction ST02=112233 unreadable: claim 5554555444 CLP04 '45O.00' is not a decimal amount"
+    )
 
 
 def test_bad_transaction_does_not_stop_the_others(x12_dir: Path) -> None:
@@ -350,7 +370,11 @@ def test_bad_transaction_does_not_stop_the_others(x12_dir: Path) -> None:
 
 
 def test_unbalanced_claim_and_line_messages(x12_dir: Path) -> None:
-    data = (x12_dir / "lfh_managed_care.835").read_bytes().replace(b"SVC*HC:99211*800.00*500.00", b"SVC*HC:99211*800.00*510.00")
+    data = (
+        (x12_dir / "lfh_managed_care.835")
+        .read_bytes()
+        .replace(b"SVC*HC:99211*800.00*500.00", b"SVC*HC:99211*800.00*510.00")
+    )
     r = _one(_read_bytes(data))
     assert r.balance_errors == [
         "claim 5554555444 line 1 (HC:99211): SVC02 800.00 - line CAS 300.00 = 500.00, but SVC03 is 510.00 (off by 10.00)"
@@ -452,7 +476,9 @@ def test_validate_unreadable_file_still_answers(tmp_path: Path) -> None:
     result = validate_file(path, now=NOW)
     assert not result.accepted
     assert result.findings[0].message == "empty file: no ISA segment"
-    assert result.ack_999.startswith("ISA*") and "ST*999*" in result.ack_999 and "AK9*R*0*0*0~" in result.ack_999
+    assert (
+        result.ack_999.startswith("ISA*") and "ST*999*" in result.ack_999 and "AK9*R*0*0*0~" in result.ack_999
+    )
 
 
 # --------------------------------------------------------------------------- summary
@@ -464,10 +490,19 @@ def test_file_summary_masks_phi(x12_dir: Path) -> None:
     assert summary["balanced"] is True and summary["errors"] == []
     (tx,) = summary["transactions"]
     assert tx["payer"] == {"name": "INSURANCE COMPANY OF TIMBUCKTU", "id": "999"}
-    assert (tx["payment_amount"], tx["trace_number"], tx["payment_date"]) == ("150000.00", "12345", "2002-09-13")
+    assert (tx["payment_amount"], tx["trace_number"], tx["payment_date"]) == (
+        "150000.00",
+        "12345",
+        "2002-09-13",
+    )
     assert tx["provider_adjustments"][0]["amount"] == "-1.27"
     claim = tx["claims"][0]
-    assert (claim["claim_id"], claim["status"], claim["charge"], claim["paid"]) == ("666123", "1", "211366.97", "138018.40")
+    assert (claim["claim_id"], claim["status"], claim["charge"], claim["paid"]) == (
+        "666123",
+        "1",
+        "211366.97",
+        "138018.40",
+    )
     assert claim["adjustments"] == [{"group": "CO", "reason": "45", "amount": "73348.57", "quantity": None}]
     assert (claim["patient_name"], claim["member_id"]) == ("***", "***")
     text = json.dumps(summary)
@@ -492,3 +527,19 @@ def test_file_summary_unreadable_raises(tmp_path: Path) -> None:
     with pytest.raises(X12Error) as info:
         file_summary(path)
     assert "\n" not in info.value.reason and "does not start with ISA" in info.value.reason
+
+
+def test_cas_with_several_triplets(x12_dir: Path) -> None:
+    data = (
+        (x12_dir / "lfh_managed_care.835")
+        .read_bytes()
+        .replace(b"CAS*PR*1*300.00", b"CAS*PR*1*200.00**2*60.00*1*3*40.00")
+    )
+    r = _one(_read_bytes(data))
+    adjustments = r.claims[0].lines[0].adjustments
+    assert [(a.group, a.reason, a.amount, a.quantity) for a in adjustments] == [
+        ("PR", "1", D("200.00"), None),
+        ("PR", "2", D("60.00"), D("1")),
+        ("PR", "3", D("40.00"), None),
+    ]
+    assert r.balanced

@@ -118,7 +118,9 @@ def _cmd_hl7(args: argparse.Namespace, out: TextIO) -> int:
             counts[record["status"]] += 1
             text = json.dumps(record, indent=2, ensure_ascii=False)
             if not started:
-                out.write('{\n  "file": ' + json.dumps(str(path), ensure_ascii=False) + ',\n  "messages": [\n')
+                out.write(
+                    '{\n  "file": ' + json.dumps(str(path), ensure_ascii=False) + ',\n  "messages": [\n'
+                )
                 started = True
             else:
                 out.write(",\n")
@@ -133,7 +135,7 @@ def _cmd_hl7(args: argparse.Namespace, out: TextIO) -> int:
         "batches": report.batches,
         "problems": report.problems,
     }
-    out.write("\n  ],\n  \"summary\": " + _indent(json.dumps(summary, indent=2), 2).lstrip() + "\n}\n")
+    out.write('\n  ],\n  "summary": ' + _indent(json.dumps(summary, indent=2), 2).lstrip() + "\n}\n")
     return 1 if counts["error"] else 0
 
 
@@ -177,7 +179,8 @@ _SUBCOMMANDS: dict[str, _Handler] = {"hl7": _cmd_hl7, "835": _cmd_835}
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; later subcommands register on ``parser._subparsers`` the same way."""
     parser = argparse.ArgumentParser(
-        prog="carefabric", description="Healthcare integration fabric: inspect feed files as the pipeline reads them."
+        prog="carefabric",
+        description="Healthcare integration fabric: inspect feed files as the pipeline reads them.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("hl7", help="print canonical JSON of every message of an HL7 v2 file")

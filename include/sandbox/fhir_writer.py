@@ -85,7 +85,10 @@ def encounter_resource(encounter: Encounter) -> dict[str, Any]:
         "id": f"enc-{encounter.encounter_id}",
         "identifier": [{"system": SYSTEM_VISIT, "value": encounter.encounter_id}],
         "status": "finished" if encounter.discharge_time is not None else "in-progress",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": _CLASS[encounter.patient_class]},
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": _CLASS[encounter.patient_class],
+        },
         "subject": _patient_ref(encounter),
         "period": period,
         "serviceProvider": {
@@ -106,7 +109,11 @@ def coverage_resource(encounter: Encounter) -> dict[str, Any]:
         "payor": [{"identifier": {"system": SYSTEM_PAYER, "value": payer.payer_id}, "display": payer.name}],
         "class": [
             {
-                "type": {"coding": [{"code": "plan", "system": "http://terminology.hl7.org/CodeSystem/coverage-class"}]},
+                "type": {
+                    "coding": [
+                        {"code": "plan", "system": "http://terminology.hl7.org/CodeSystem/coverage-class"}
+                    ]
+                },
                 "value": payer.plan_code,
             }
         ],

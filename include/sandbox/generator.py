@@ -41,6 +41,14 @@ Faults (one each, all on the first day; see ``ground_truth.json`` "faults"):
 8. ``ERP_UNAVAILABLE``: a transient 503 on the first ``POST /api/v1/journal-batches`` (the
    demo arms it through ``/_sandbox/faults``; it must be retried, posted once, no exception).
 
+``ground_truth.json`` "counts": ``charge_lines`` are the FT1 lines of parseable messages plus
+the FHIR ChargeItems (supply and ``CD`` credit lines included; the malformed message's lines
+are only in ``charge_lines_held.HL7_PARSE_ERROR``); ``charge_lines_posted`` = ``charge_lines``
+minus the ``UNKNOWN_CDM`` and ``INACTIVE_COST_CENTER`` holds; ``messages`` counts MSH segments
+by type (``malformed`` for the truncated one); ``claims_remitted`` and ``cash_receipts`` cover
+the good 835s only (not the unknown-payer, unbalanced or duplicate file). "inventory_movements"
+is a flat list of summarized lines, each with its ``movement_date``.
+
 Also on the first day, by design: a denied claim (CLP02 = 4) in the ACME/F2 file, a reversal
 (CLP02 = 22) of a payment billing recorded 21 days earlier followed by the corrected claim in
 the BLUE/F1 file, PLB ``L6`` interest in the MEDICARE/F1 file, a ``CD`` credit on the third HL7
@@ -163,7 +171,9 @@ class _Billing:
     payments: list[dict[str, str]] = field(default_factory=list)
     balances: list[dict[str, str]] = field(default_factory=list)
 
-    def add_claim(self, claim: RemitClaim, payer_id: str, status: str, submitted: dt.date, updated: str) -> None:
+    def add_claim(
+        self, claim: RemitClaim, payer_id: str, status: str, submitted: dt.date, updated: str
+    ) -> None:
         self.claims.append(
             {
                 "claim_id": claim.claim_id,
@@ -177,7 +187,9 @@ class _Billing:
             }
         )
 
-    def add_payment(self, claim_id_: str, payer_id: str, cents: int, paid: dt.date, trace: str, updated: str) -> None:
+    def add_payment(
+        self, claim_id_: str, payer_id: str, cents: int, paid: dt.date, trace: str, updated: str
+    ) -> None:
         self.payments.append(
             {
                 "payment_id": f"PMT-{len(self.payments) + 1:07d}",
@@ -219,12 +231,18 @@ class _RemitBuilder:
         return f"{prefix}{payer.x12_id[-4:]}{date:%Y%m%d}{self.trace_seq:06d}"
 
     # ---------------------------------------------------------------- claims
-    def claim_lines(self, rng: random.Random, service_date: dt.date, seq: int) -> list[tuple[CdmEntry, int, str]]:
+    def claim_lines(
+        self, rng: random.Random, service_date: dt.date, seq: int
+    ) -> list[tuple[CdmEntry, int, str]]:
         """The billed lines of a prior encounter: (cdm, quantity, line ref)."""
         count = rng.choice((1, 1, 2, 2, 3, 4))
         picks = rng.sample(CHARGEMASTER, count)
         return [
-            (cdm, rng.randint(1, 3) if cdm.erp_item or cdm.department == "PHARM" else 1, f"T{seq:07d}{index:02d}")
+            (
+                cdm,
+                rng.randint(1, 3) if cdm.erp_item or cdm.department == "PHARM" else 1,
+                f"T{seq:07d}{index:02d}",
+            )
             for index, cdm in enumerate(picks, start=1)
         ]
 
@@ -571,8 +589,12 @@ def generate(
                     payment_method=method,
                     file_name=f"era_{payer.x12_id}_{fac.code}_{date:%Y%m%d}_01.835",
                 )
-                special_denial = first_day and payer.payer_id == "PAYER-ACME" and fac.code == fault_facility(codes, 2)
-                special_pr = first_day and fac.code == "F1" and payer.payer_id in ("PAYER-ACME", "PAYER-MEDICARE")
+                special_denial = (
+                    first_day and payer.payer_id == "PAYER-ACME" and fac.code == fault_facility(codes, 2)
+                )
+                special_pr = (
+                    first_day and fac.code == "F1" and payer.payer_id in ("PAYER-ACME", "PAYER-MEDICARE")
+                )
                 for index in range(per_file):
                     seq = remit.next_claim_seq()
                     service_date = date - dt.timedelta(days=rng.randint(7, 45))
@@ -583,7 +605,14 @@ def generate(
                     # Random denials never touch the first two claims, so a file always pays something.
                     deny = (special_denial and index == 0) or (index > 1 and rng.random() < 0.04)
                     claim, _ = remit.adjudicate(
-                        rng, payer, fac, seq, service_date, style=style, deny=deny, force_pr=special_pr and index == 0
+                        rng,
+                        payer,
+                        fac,
+                        seq,
+                        service_date,
+                        style=style,
+                        deny=deny,
+                        force_pr=special_pr and index == 0,
                     )
                     tx.claims.append(claim)
                     if deny:
@@ -594,19 +623,38 @@ def generate(
                     service_date = date - dt.timedelta(days=REVERSAL_DAYS_AGO + 10)
                     lines_spec = remit.claim_lines(rng, service_date, seq)
                     original, patient = remit.adjudicate(
-                        rng, payer, fac, seq, service_date, style="lines", rate_bp=payer.allowed_bp,
-                        lines_spec=lines_spec, no_pr=True,
+                        rng,
+                        payer,
+                        fac,
+                        seq,
+                        service_date,
+                        style="lines",
+                        rate_bp=payer.allowed_bp,
+                        lines_spec=lines_spec,
+                        no_pr=True,
                     )
                     corrected, _ = remit.adjudicate(
-                        rng, payer, fac, seq, service_date, style="lines", rate_bp=payer.allowed_bp + 800,
-                        lines_spec=lines_spec, patient=patient, force_pr=True,
+                        rng,
+                        payer,
+                        fac,
+                        seq,
+                        service_date,
+                        style="lines",
+                        rate_bp=payer.allowed_bp + 800,
+                        lines_spec=lines_spec,
+                        patient=patient,
+                        force_pr=True,
                     )
                     reversal = remit.reverse(original)
                     tx.claims += [reversal, corrected]
                     earlier = date - dt.timedelta(days=REVERSAL_DAYS_AGO)
                     earlier_trace = f"EFT{payer.x12_id[-4:]}{earlier:%Y%m%d}{900000 + day_index:06d}"
                     billing.add_payment(
-                        original.claim_id, payer.payer_id, original.paid_cents, earlier, earlier_trace,
+                        original.claim_id,
+                        payer.payer_id,
+                        original.paid_cents,
+                        earlier,
+                        earlier_trace,
                         f"{earlier.isoformat()}T06:00:00Z",
                     )
                     features["reversal"] = {
@@ -623,9 +671,13 @@ def generate(
                 elif rng.random() < 0.15:
                     tx.plbs.append(Plb("L6", -rng.randint(50, 2500)))
                 if tx.plbs:
-                    features["interest"].append({"file": tx.file_name, "amount": format_cents(tx.plbs[0].amount_cents)})
+                    features["interest"].append(
+                        {"file": tx.file_name, "amount": format_cents(tx.plbs[0].amount_cents)}
+                    )
                 while tx.balanced_payment_cents <= 0:  # deductibles ate everything: add a paying claim
-                    claim, _ = remit.adjudicate(rng, payer, fac, remit.next_claim_seq(), date - dt.timedelta(days=8), style="lines")
+                    claim, _ = remit.adjudicate(
+                        rng, payer, fac, remit.next_claim_seq(), date - dt.timedelta(days=8), style="lines"
+                    )
                     tx.claims.append(claim)
                 missing_claim: RemitClaim | None = None
                 if first_day and payer.payer_id == "PAYER-MEDICARE" and fac.code == fault_facility(codes, 3):
@@ -654,7 +706,9 @@ def generate(
                     if claim.status == "22":
                         continue  # the claim record is added once, with the corrected claim
                     status = "denied" if claim.status == "4" else "paid"
-                    billing.add_claim(claim, payer.payer_id, status, claim.statement_date + dt.timedelta(days=2), updated)
+                    billing.add_claim(
+                        claim, payer.payer_id, status, claim.statement_date + dt.timedelta(days=2), updated
+                    )
                     final_pr = claim.patient_resp_cents
                     if final_pr > 0:
                         billing.balances.append(
@@ -667,7 +721,9 @@ def generate(
                         )
                 for claim in tx.claims:
                     if claim is not missing_claim:
-                        billing.add_payment(claim.claim_id, payer.payer_id, claim.paid_cents, date, tx.trace_number, updated)
+                        billing.add_payment(
+                            claim.claim_id, payer.payer_id, claim.paid_cents, date, tx.trace_number, updated
+                        )
 
         if first_day:
             # Unbalanced: a second BLUE file whose BPR02 does not equal sum(CLP04) - sum(PLB).
@@ -675,26 +731,41 @@ def generate(
             fac = fac_by_code[fault_facility(codes, 2)]
             rng = _rng(seed, "remit-unbalanced", date)
             tx = RemitTransaction(
-                payer=payer, facility=fac, business_date=date, control_number=remit.next_control(),
-                trace_number=remit.next_trace(payer, date, "ACH"), payment_method="ACH",
+                payer=payer,
+                facility=fac,
+                business_date=date,
+                control_number=remit.next_control(),
+                trace_number=remit.next_trace(payer, date, "ACH"),
+                payment_method="ACH",
                 file_name=f"era_{payer.x12_id}_{fac.code}_{date:%Y%m%d}_02.835",
                 bpr_error_cents=rng.randint(1000, 5000),
             )
             for _ in range(2):
-                claim, _ = remit.adjudicate(rng, payer, fac, remit.next_claim_seq(), date - dt.timedelta(days=9), style="lines")
+                claim, _ = remit.adjudicate(
+                    rng, payer, fac, remit.next_claim_seq(), date - dt.timedelta(days=9), style="lines"
+                )
                 tx.claims.append(claim)
             bad.append((tx, "remit_unbalanced"))
             # Unknown payer: an 835 from a payer no crosswalk and no ERP master knows.
             fac = facs[0]
             rng = _rng(seed, "remit-unknown-payer", date)
             tx = RemitTransaction(
-                payer=UNKNOWN_PAYER, facility=fac, business_date=date, control_number=remit.next_control(),
-                trace_number=remit.next_trace(UNKNOWN_PAYER, date, "CHK"), payment_method="CHK",
+                payer=UNKNOWN_PAYER,
+                facility=fac,
+                business_date=date,
+                control_number=remit.next_control(),
+                trace_number=remit.next_trace(UNKNOWN_PAYER, date, "CHK"),
+                payment_method="CHK",
                 file_name=f"era_{UNKNOWN_PAYER.x12_id}_{fac.code}_{date:%Y%m%d}_01.835",
             )
             for _ in range(2):
                 claim, _ = remit.adjudicate(
-                    rng, UNKNOWN_PAYER, fac, remit.next_claim_seq(), date - dt.timedelta(days=15), style="lines"
+                    rng,
+                    UNKNOWN_PAYER,
+                    fac,
+                    remit.next_claim_seq(),
+                    date - dt.timedelta(days=15),
+                    style="lines",
                 )
                 tx.claims.append(claim)
             bad.append((tx, "unknown_payer"))
@@ -715,7 +786,13 @@ def generate(
             counts.files["x12_835"] += 1
             counts.files["x12_835_rejected"] += 1
             for claim in tx.claims:
-                billing.add_claim(claim, tx.payer.payer_id, "submitted", claim.statement_date + dt.timedelta(days=2), updated)
+                billing.add_claim(
+                    claim,
+                    tx.payer.payer_id,
+                    "submitted",
+                    claim.statement_date + dt.timedelta(days=2),
+                    updated,
+                )
             rel = path.relative_to(out).as_posix()
             if kind == "remit_unbalanced":
                 faults.append(
@@ -739,7 +816,11 @@ def generate(
                         "exception": "UNKNOWN_PAYER",
                         "reference": tx.file_name,
                         "expect_open": True,
-                        "details": {"path": rel, "x12_payer_id": tx.payer.x12_id, "trace_number": tx.trace_number},
+                        "details": {
+                            "path": rel,
+                            "x12_payer_id": tx.payer.x12_id,
+                            "trace_number": tx.trace_number,
+                        },
                     }
                 )
         if first_day:
@@ -789,7 +870,9 @@ def generate(
                 with path.open("w", encoding="ascii", newline="") as handle:
                     batch = hl7_writer.BatchWriter(handle, fac, date, file_name)
                     for order, (enc_seq, channel) in enumerate(entries):
-                        admit = dt.datetime.combine(date, dt.time(0, 5)) + dt.timedelta(seconds=order * 86000 // len(entries))
+                        admit = dt.datetime.combine(date, dt.time(0, 5)) + dt.timedelta(
+                            seconds=order * 86000 // len(entries)
+                        )
                         forced_class = None
                         if first_day and channel == "hl7" and fac.code == "F1" and hl7_position < 3:
                             forced_class = ("E", "I", "O")[hl7_position]
@@ -801,48 +884,90 @@ def generate(
                             for name, number in fhir_writer.write_encounter(fhir_handle, encounter).items():
                                 counts.fhir[name] += number
                             _account_lines(
-                                encounter, ledger, after_fix, counts, department_map, active_cc,
-                                cdm_crosswalk, inactive_cc, held_inactive, faults, file_name=fhir_path.name,
+                                encounter,
+                                ledger,
+                                after_fix,
+                                counts,
+                                department_map,
+                                active_cc,
+                                cdm_crosswalk,
+                                inactive_cc,
+                                held_inactive,
+                                faults,
+                                file_name=fhir_path.name,
                             )
                             continue
                         counts.encounters_hl7 += 1
                         if first_day:
                             if fac.code == unknown_fac and hl7_position == 0:
                                 encounter.charges.append(
-                                    _line(enc_seq, len(encounter.charges) + 1, date, "CG", UNKNOWN_CDM, 1, "LAB")
+                                    _line(
+                                        enc_seq, len(encounter.charges) + 1, date, "CG", UNKNOWN_CDM, 1, "LAB"
+                                    )
                                 )
-                            if fac.code == inactive_fac and hl7_position == 0 and not any(
-                                line.department == inactive_dept for line in encounter.charges
+                            if (
+                                fac.code == inactive_fac
+                                and hl7_position == 0
+                                and not any(line.department == inactive_dept for line in encounter.charges)
                             ):
                                 encounter.charges.append(
-                                    _line(enc_seq, len(encounter.charges) + 1, date, "CG", CDM_BY_CODE["CDM4001"], 1, "PHARM")
+                                    _line(
+                                        enc_seq,
+                                        len(encounter.charges) + 1,
+                                        date,
+                                        "CG",
+                                        CDM_BY_CODE["CDM4001"],
+                                        1,
+                                        "PHARM",
+                                    )
                                 )
                             if fac.code == malformed_fac and hl7_position == 1:
                                 encounter.malformed_dft = True
                             if fac.code == "F1" and hl7_position == 1:
                                 encounter.updated = True
-                        credit_wanted = (first_day and fac.code == "F1" and hl7_position == 2) or rng.random() < 0.04
+                        credit_wanted = (
+                            first_day and fac.code == "F1" and hl7_position == 2
+                        ) or rng.random() < 0.04
                         if credit_wanted and not encounter.malformed_dft:
                             reversible = [
-                                line for line in encounter.charges
-                                if not line.is_supply and line.cdm.code in cdm_crosswalk
+                                line
+                                for line in encounter.charges
+                                if not line.is_supply
+                                and line.cdm.code in cdm_crosswalk
                                 and department_map[(fac.code, line.department)] != inactive_cc
                             ]
                             if reversible:
                                 original = reversible[-1]
                                 credit = _line(
-                                    enc_seq, 50 + len(encounter.credits), date, "CD", original.cdm,
-                                    -original.quantity, original.department,
+                                    enc_seq,
+                                    50 + len(encounter.credits),
+                                    date,
+                                    "CD",
+                                    original.cdm,
+                                    -original.quantity,
+                                    original.department,
                                 )
                                 encounter.credits.append(credit)
                                 features["credits"].append(
-                                    {"transaction_id": credit.transaction_id, "reverses": original.transaction_id}
+                                    {
+                                        "transaction_id": credit.transaction_id,
+                                        "reverses": original.transaction_id,
+                                    }
                                 )
                         hl7_position += 1
                         _write_hl7_encounter(batch, encounter, slot, counts, faults, file_name)
                         _account_lines(
-                            encounter, ledger, after_fix, counts, department_map, active_cc,
-                            cdm_crosswalk, inactive_cc, held_inactive, faults, file_name=file_name,
+                            encounter,
+                            ledger,
+                            after_fix,
+                            counts,
+                            department_map,
+                            active_cc,
+                            cdm_crosswalk,
+                            inactive_cc,
+                            held_inactive,
+                            faults,
+                            file_name=file_name,
                         )
                     batch.close()
                 counts.files["hl7"] += 1
@@ -869,12 +994,23 @@ def generate(
             "reference": "/api/v1/journal-batches",
             "expect_open": False,
             "expected": "retried with backoff; the batch is posted once; no exception left open",
-            "erp_fault": {"path_prefix": "/api/v1/journal-batches", "method": "POST", "status": 503, "count": 1},
+            "erp_fault": {
+                "path_prefix": "/api/v1/journal-batches",
+                "method": "POST",
+                "status": 503,
+                "count": 1,
+            },
         }
     )
     fault_order = [
-        "unknown_cdm", "inactive_cost_center", "hl7_parse_error", "unknown_payer",
-        "duplicate_interchange", "remit_unbalanced", "missing_in_billing", "erp_unavailable",
+        "unknown_cdm",
+        "inactive_cost_center",
+        "hl7_parse_error",
+        "unknown_payer",
+        "duplicate_interchange",
+        "remit_unbalanced",
+        "missing_in_billing",
+        "erp_unavailable",
     ]
     faults.sort(key=lambda item: fault_order.index(item["fault"]))
 
@@ -887,17 +1023,24 @@ def generate(
     _write_csv(
         out / "crosswalks" / "cdm.csv",
         ["cdm_code", "description", "revenue_account", "erp_item", "procedure_code"],
-        [[e.code, e.description, e.revenue_account, e.erp_item or "", e.procedure_code] for e in CHARGEMASTER],
+        [
+            [e.code, e.description, e.revenue_account, e.erp_item or "", e.procedure_code]
+            for e in CHARGEMASTER
+        ],
     )
     _write_csv(
-        out / "crosswalks" / "payers.csv", ["x12_payer_id", "erp_payer_id"], [[p.x12_id, p.payer_id] for p in PAYERS]
+        out / "crosswalks" / "payers.csv",
+        ["x12_payer_id", "erp_payer_id"],
+        [[p.x12_id, p.payer_id] for p in PAYERS],
     )
     _write_csv(
         out / "crosswalks" / "facilities.csv",
         ["facility", "npi", "location", "company"],
         [[fac.code, fac.npi, fac.location, COMPANY] for fac in facs],
     )
-    _dump_json(out / "erp_master.json", _erp_master(facs, codes, inactive_fac, inactive_dept, inactive_cc, dates))
+    _dump_json(
+        out / "erp_master.json", _erp_master(facs, codes, inactive_fac, inactive_dept, inactive_cc, dates)
+    )
     billing.claims.sort(key=lambda c: c["claim_id"])
     billing.balances.sort(key=lambda b: (b["encounter_id"], b["account_token"]))
     _write_json_lists(
@@ -960,7 +1103,8 @@ def generate(
             "date": start_date.isoformat(),
         },
         "files": [
-            {"path": p.relative_to(out).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size} for p in files
+            {"path": p.relative_to(out).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size}
+            for p in files
         ],
     }
     _dump_json(out / "manifest.json", manifest)
@@ -1065,8 +1209,11 @@ def _account_lines(
             counts.held["UNKNOWN_CDM"] += 1
             assert cc in active_cc
             after_fix.add_charge(
-                line.service_date, facility=fac.code, cost_center=cc,
-                revenue_account=line.cdm.revenue_account, amount_cents=line.extended_cents,
+                line.service_date,
+                facility=fac.code,
+                cost_center=cc,
+                revenue_account=line.cdm.revenue_account,
+                amount_cents=line.extended_cents,
             )
             faults.append(
                 {
@@ -1095,13 +1242,21 @@ def _account_lines(
             continue
         counts.posted_lines += 1
         ledger.add_charge(
-            line.service_date, facility=fac.code, cost_center=cc,
-            revenue_account=line.cdm.revenue_account, amount_cents=line.extended_cents,
+            line.service_date,
+            facility=fac.code,
+            cost_center=cc,
+            revenue_account=line.cdm.revenue_account,
+            amount_cents=line.extended_cents,
         )
         if line.cdm.erp_item is not None and line.cdm.unit_cost_cents is not None:
             ledger.add_supply(
-                line.service_date, facility=fac.code, cost_center=cc, location=fac.location,
-                item=line.cdm.erp_item, quantity=line.quantity, unit_cost_cents=line.cdm.unit_cost_cents,
+                line.service_date,
+                facility=fac.code,
+                cost_center=cc,
+                location=fac.location,
+                item=line.cdm.erp_item,
+                quantity=line.quantity,
+                unit_cost_cents=line.cdm.unit_cost_cents,
             )
 
 
@@ -1143,7 +1298,8 @@ def _erp_master(
         "companies": [{"company_id": COMPANY, "name": COMPANY_NAME, "currency": CURRENCY}],
         "cost_centers": sorted(cost_centers, key=lambda c: c["cost_center"]),
         "gl_accounts": [
-            {"account": account, "name": name, "type": kind, "active": True} for account, name, kind in GL_ACCOUNTS
+            {"account": account, "name": name, "type": kind, "active": True}
+            for account, name, kind in GL_ACCOUNTS
         ],
         "items": [
             {
@@ -1156,9 +1312,14 @@ def _erp_master(
             for e in CHARGEMASTER
             if e.erp_item
         ],
-        "locations": [{"location": fac.location, "facility": fac.code, "name": f"{fac.name} STOREROOM"} for fac in facs],
-        "payers": [{"payer_id": p.payer_id, "name": p.name, "x12_id": p.x12_id, "active": True} for p in PAYERS],
-        "periods": [{"period": previous, "status": "closed"}] + [{"period": m, "status": "open"} for m in months],
+        "locations": [
+            {"location": fac.location, "facility": fac.code, "name": f"{fac.name} STOREROOM"} for fac in facs
+        ],
+        "payers": [
+            {"payer_id": p.payer_id, "name": p.name, "x12_id": p.x12_id, "active": True} for p in PAYERS
+        ],
+        "periods": [{"period": previous, "status": "closed"}]
+        + [{"period": m, "status": "open"} for m in months],
     }
 
 
@@ -1175,7 +1336,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=int, default=1, help="business days (default 1)")
     parser.add_argument("--facilities", type=int, default=3, help="facilities F1..Fn (default 3)")
     parser.add_argument(
-        "--date", type=dt.date.fromisoformat, default=dt.date(2025, 3, 14), help="first business date YYYY-MM-DD"
+        "--date",
+        type=dt.date.fromisoformat,
+        default=dt.date(2025, 3, 14),
+        help="first business date YYYY-MM-DD",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     return parser

@@ -180,15 +180,20 @@ class Ledger:
         return result
 
     def inventory_movements(self) -> list[dict[str, Any]]:
-        """One summarized INVENTORY movement batch per date."""
+        """The expected movement lines, summarized per (date, location, item, cost center).
+
+        A flat list (each line carries its ``movement_date`` and ``company``): the pipeline posts
+        one ``INVENTORY`` document per date holding the lines of that date.
+        """
         result = []
         for date in sorted(self.movements):
-            lines = []
             for (location, item, cost_center), quantity in sorted(self.movements[date].items()):
                 if quantity == 0:
                     continue
-                lines.append(
+                result.append(
                     {
+                        "movement_date": date.isoformat(),
+                        "company": self.company,
                         "location": location,
                         "item": item,
                         "quantity": str(quantity),
@@ -197,8 +202,6 @@ class Ledger:
                         "movement_type": "consumption",
                     }
                 )
-            if lines:
-                result.append({"movement_date": date.isoformat(), "company": self.company, "lines": lines})
         return result
 
     def cash_receipts(self) -> list[dict[str, str]]:

@@ -111,7 +111,13 @@ def in1(encounter: Encounter) -> str:
     payer = encounter.payer
     return _segment(
         "IN1",
-        {1: "1", 2: payer.plan_code, 3: payer.payer_id, 4: escape(payer.name), 36: encounter.patient.member_id},
+        {
+            1: "1",
+            2: payer.plan_code,
+            3: payer.payer_id,
+            4: escape(payer.name),
+            36: encounter.patient.member_id,
+        },
     )
 
 
@@ -188,7 +194,9 @@ class BatchWriter:
 ADT_STRUCTURE = {"A01": "ADT_A01", "A03": "ADT_A03", "A04": "ADT_A01", "A08": "ADT_A01"}
 
 
-def adt_message(writer: BatchWriter, encounter: Encounter, event: str, moment: dt.datetime) -> tuple[str, list[str]]:
+def adt_message(
+    writer: BatchWriter, encounter: Encounter, event: str, moment: dt.datetime
+) -> tuple[str, list[str]]:
     """An ADT message; returns (control id, segments)."""
     control_id = writer.next_control_id()
     segments = [
@@ -203,7 +211,12 @@ def adt_message(writer: BatchWriter, encounter: Encounter, event: str, moment: d
 
 
 def dft_message(
-    writer: BatchWriter, encounter: Encounter, lines: list[ChargeLine], moment: dt.datetime, *, malformed: bool = False
+    writer: BatchWriter,
+    encounter: Encounter,
+    lines: list[ChargeLine],
+    moment: dt.datetime,
+    *,
+    malformed: bool = False,
 ) -> tuple[str | None, list[str]]:
     """A DFT^P03 with one FT1 per line; ``malformed`` truncates its MSH (the injected fault)."""
     if malformed:

@@ -28,21 +28,94 @@ def _seg(name: str, values: dict[int, str]) -> str:
 
 def _template() -> str:
     msh = "MSH|^~\\&|" + "|".join(
-        ["EPIC", "F1", "CAREFABRIC", "CF", "20240301083000", "", "DFT^P03", "MSG{n:08d}", "P", "2.5",
-         "", "", "AL", "NE", "", "UNICODE UTF-8"]
+        [
+            "EPIC",
+            "F1",
+            "CAREFABRIC",
+            "CF",
+            "20240301083000",
+            "",
+            "DFT^P03",
+            "MSG{n:08d}",
+            "P",
+            "2.5",
+            "",
+            "",
+            "AL",
+            "NE",
+            "",
+            "UNICODE UTF-8",
+        ]
     )
     segs = [
         msh,
         _seg("EVN", {1: "P03", 2: "20240301083000"}),
-        _seg("PID", {1: "1", 3: "MRN{n:07d}^^^F1^MR~SSN{n:05d}^^^SSA^SS", 5: "O\\S\\BRIEN^JOHN^Q", 7: "19700101", 8: "M"}),
-        _seg("PV1", {1: "1", 2: "I", 3: "MEDSURG^101^A^F1", 10: "MED", 19: "V{n:08d}", 20: "BLUE", 39: "F1",
-                     44: "20240229100000"}),
-        _seg("FT1", {1: "1", 2: "T{n:08d}A", 4: "20240301", 6: "CG", 7: "CDM1001^Room and board", 10: "1",
-                     11: "1250.00^USD", 12: "1250.00", 13: "MEDSURG", 25: "99213", 26: "25~59"}),
-        _seg("FT1", {1: "2", 2: "T{n:08d}B", 4: "20240301", 6: "CG", 7: "CDM2001^Gauze", 10: "2",
-                     12: "4.25", 13: "MEDSURG"}),
-        _seg("FT1", {1: "3", 2: "T{n:08d}C", 4: "20240301", 6: "CD", 7: "CDM3001^Lab panel", 10: "1",
-                     11: "80.00", 12: "80.00", 13: "LAB"}),
+        _seg(
+            "PID",
+            {
+                1: "1",
+                3: "MRN{n:07d}^^^F1^MR~SSN{n:05d}^^^SSA^SS",
+                5: "O\\S\\BRIEN^JOHN^Q",
+                7: "19700101",
+                8: "M",
+            },
+        ),
+        _seg(
+            "PV1",
+            {
+                1: "1",
+                2: "I",
+                3: "MEDSURG^101^A^F1",
+                10: "MED",
+                19: "V{n:08d}",
+                20: "BLUE",
+                39: "F1",
+                44: "20240229100000",
+            },
+        ),
+        _seg(
+            "FT1",
+            {
+                1: "1",
+                2: "T{n:08d}A",
+                4: "20240301",
+                6: "CG",
+                7: "CDM1001^Room and board",
+                10: "1",
+                11: "1250.00^USD",
+                12: "1250.00",
+                13: "MEDSURG",
+                25: "99213",
+                26: "25~59",
+            },
+        ),
+        _seg(
+            "FT1",
+            {
+                1: "2",
+                2: "T{n:08d}B",
+                4: "20240301",
+                6: "CG",
+                7: "CDM2001^Gauze",
+                10: "2",
+                12: "4.25",
+                13: "MEDSURG",
+            },
+        ),
+        _seg(
+            "FT1",
+            {
+                1: "3",
+                2: "T{n:08d}C",
+                4: "20240301",
+                6: "CD",
+                7: "CDM3001^Lab panel",
+                10: "1",
+                11: "80.00",
+                12: "80.00",
+                13: "LAB",
+            },
+        ),
     ]
     return "\r".join(segs) + "\r"
 
@@ -99,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             parse_message(text, find_groups=False)
         dt_apy = time.perf_counter() - t0
         rate = len(texts) / dt_apy
-        print(f"hl7apy parse_message:                {rate:>10,.0f} msg/s ({dt_apy / len(texts) * 1e3:.1f} ms/msg)")
+        print(
+            f"hl7apy parse_message:                {rate:>10,.0f} msg/s ({dt_apy / len(texts) * 1e3:.1f} ms/msg)"
+        )
         print(f"speed-up (full pipeline vs hl7apy parse only): {n / r['full_s'] / rate:,.0f}x")
     return 0
 

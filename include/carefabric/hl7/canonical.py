@@ -242,7 +242,9 @@ def to_canonical(msg: Message) -> CanonicalResult:
     encounter_id = first(pv1[19])
     if not encounter_id:
         if code == "DFT":
-            raise HL7ParseError("DFT^P03 has no PV1-19 visit number: its charges cannot attach to an encounter", cid)
+            raise HL7ParseError(
+                "DFT^P03 has no PV1-19 visit number: its charges cannot attach to an encounter", cid
+            )
         warnings.append("PV1-19 visit number is empty: encounter recorded with encounter_id ''")
     in1 = _pad(in1, 4)
 
@@ -330,7 +332,9 @@ def _charges(
         elif unit is not None:
             amount = quantity * unit
         else:
-            raise HL7ParseError(f"FT1 {line}: FT1-11 extended amount and FT1-12 unit amount are both empty", cid)
+            raise HL7ParseError(
+                f"FT1 {line}: FT1-11 extended amount and FT1-12 unit amount are both empty", cid
+            )
 
         if txn_type in _CHARGE_TYPES and (txn_type == "CD" or quantity < 0 or amount < 0):
             if txn_type == "CG" and quantity * amount < 0:

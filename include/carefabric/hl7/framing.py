@@ -48,6 +48,8 @@ _NOT_DELIMITER = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 def _boundaries(buf: bytes) -> list[int]:
     """Offsets in ``buf`` where a unit (message or envelope segment) starts.
 
+    A unit starts at its MLLP start byte when it has one, so that byte travels with its message.
+
     ``bytes.find`` per tag rather than one regex: the search is a C memchr/two-way scan, about
     ten times faster than a regex with a look-behind tried at every position, and the envelope
     tags are usually absent, which costs one fast scan each.
@@ -59,13 +61,14 @@ def _boundaries(buf: bytes) -> list[int]:
         i = find(tag)
         while 0 <= i < end:
             if (i == 0 or buf[i - 1] in _LINE_START) and buf[i + 3] not in _NOT_DELIMITER:
-                out.append(i)
+                out.append(i - 1 if i and buf[i - 1] == 0x0B else i)
             i = find(tag, i + 3)
         if tag == b"MSH":
             found_msh = len(out)
     if len(out) != found_msh:
         out.sort()
     return out
+
 
 # HL7 table 0211 names -> Python codecs. None: UTF-8 with the cp1252 fallback.
 _CHARSETS: dict[str, str | None] = {
@@ -258,7 +261,9 @@ class _Framer:
             if not self.file_open:
                 report.problems.append("FTS without FHS")
             elif count is not None and count.isdigit() and int(count) != self.batches_in_file:
-                report.problems.append(f"FTS-1 says {int(count)} batches, the file holds {self.batches_in_file}")
+                report.problems.append(
+                    f"FTS-1 says {int(count)} batches, the file holds {self.batches_in_file}"
+                )
             self.file_open = False
             self.batch_open = False
             self.envelope = None
@@ -353,7 +358,10 @@ def _lookup_codec(enc: bytes, value: bytes) -> tuple[str | None, str | None]:
     if name in _CHARSETS:
         return _CHARSETS[name], None
     if name in _UNUSABLE_CHARSETS:
-        return None, f"!MSH-18 {name} is not supported: segments cannot be framed on bytes in a 16/32-bit encoding"
+        return (
+            None,
+            f"!MSH-18 {name} is not supported: segments cannot be framed on bytes in a 16/32-bit encoding",
+        )
     try:
         codec = codecs.lookup(name).name
     except LookupError:
@@ -377,54 +385,61 @@ def iter_messages(
     """
     if isinstance(source, (str, Path)):
         with open(source, "rb") as fh:
-            yield from iter_messages(fh, chunk_size=chunk_size, report=report, max_message_bytes=max_message_bytes)
+            yield from iter_messages(
+                fh, chunk_size=chunk_size, report=report, max_message_bytes=max_message_bytes
+            )
         return
     if report is None:
         report = FileReport()
-    if chunk_size < 64:
-        chunk_size = 64
+    chunk_size = max(chunk_size, 64)
     framer = _Framer(report, max_message_bytes)
     read = source.read
     buf = b""
     base = 0  # file offset of buf[0]
-    started = False  # the first boundary has been seen
+    started = False  # buf begins at a unit boundary
+    resyncing = False  # skipping the rest of an oversized unit
+    head = b""  # the first bytes of the file, to explain a file with no message
     message_unit = framer.message_unit
     while True:
         chunk = read(chunk_size)
         at_eof = not chunk
         if chunk:
+            if not report.bytes_read:
+                head = chunk[:64]
+                if chunk.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+                    chunk = chunk[3:]
+                    base = 3
             report.bytes_read += len(chunk)
-            if base == 0 and not buf and chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]
-                base = 3
             buf = buf + chunk if buf else chunk
         starts = _boundaries(buf)
         if not started:
             if not starts:
                 if at_eof:
-                    _no_boundary(buf, report)
+                    if not report.messages and not report.envelopes:
+                        _no_boundary(head, buf, report)
                     return
-                if len(buf) > max_message_bytes:  # keep memory bounded on non-HL7 input
-                    _no_boundary(buf[:4096], report)
-                    report.problems.append(f"no MSH/FHS within the first {len(buf)} bytes; gave up")
-                    return
+                if len(buf) > 65536:  # junk: drop it, keep a tail that may hold half a tag
+                    base += len(buf) - 8
+                    buf = buf[-8:]
                 continue
             lead = buf[: starts[0]]
-            if lead.strip(b"\r\n\x0b\x1c \t"):
-                report.problems.append(f"{len(lead.strip())} bytes before the first segment were ignored")
+            if not resyncing and (base > 3 or lead.strip(b"\r\n\x0b\x1c \t")):
+                report.problems.append(f"{base + len(lead)} bytes before the first segment were ignored")
+            base += starts[0]
+            buf = buf[starts[0] :]
+            starts = [x - starts[0] for x in starts]
             started = True
-        else:
-            starts = starts or [0]
-            if starts[0] != 0:  # cannot happen: buf always begins at a boundary once started
-                starts.insert(0, 0)
+            resyncing = False
+        elif not starts or starts[0] != 0:  # "MSH" at the very end of buf, lookahead not yet possible
+            starts.insert(0, 0)
         complete = len(starts) if at_eof else len(starts) - 1
         for k in range(complete):
             s = starts[k]
             e = starts[k + 1] if k + 1 < len(starts) else len(buf)
-            tag = buf[s : s + 3]
-            final = at_eof and k + 1 == len(starts)
+            t = s + 1 if buf[s] == 0x0B else s  # the unit includes its MLLP start byte
+            tag = buf[t : t + 3]
             if tag == b"MSH":
-                yield message_unit(buf[s:e], base + s, final)
+                yield message_unit(buf[s:e], base + t, at_eof and k + 1 == len(starts))
             else:
                 framer.envelope_unit(tag, buf[s:e])
         if at_eof:
@@ -437,26 +452,27 @@ def iter_messages(
             return
         keep = starts[-1]
         if len(buf) - keep > max_message_bytes:
-            # one unit larger than any sane message: report it and resynchronise on the next boundary
-            framer.report.problems.append(
+            # one unit larger than any sane message: report it, then skip to the next boundary
+            report.problems.append(
                 f"unit at byte {base + keep} exceeds {max_message_bytes} bytes; skipped to the next segment boundary"
             )
             yield message_unit(buf[keep : keep + max_message_bytes + 1], base + keep, False)
-            base += len(buf)
-            buf = b""
+            base += len(buf) - 8
+            buf = buf[-8:]
             started = False
+            resyncing = True
             continue
         base += keep
         buf = buf[keep:]
 
 
-def _no_boundary(buf: bytes, report: FileReport) -> None:
+def _no_boundary(head: bytes, buf: bytes, report: FileReport) -> None:
     if report.bytes_read == 0:
         report.problems.append("empty file (0 bytes)")
-    elif b"\x00" in buf[:4096]:
+    elif b"\x00" in head:
         report.problems.append("no MSH segment: the file has NUL bytes (UTF-16 or binary, not HL7 v2 text)")
-    elif not buf.strip(b"\r\n\x0b\x1c \t"):
+    elif report.bytes_read <= len(buf) and not buf.strip(b"\r\n\x0b\x1c \t"):
         report.problems.append(f"no MSH segment: the file holds only {report.bytes_read} bytes of whitespace")
     else:
-        head = buf[:20].decode("latin-1")
+        head = head.lstrip(b"\xef\xbb\xbf")[:20].decode("latin-1")
         report.problems.append(f"no MSH segment: the file starts {head!r}, not an HL7 v2 file")

@@ -42,7 +42,7 @@ class Segment:
         self.encoding = encoding
 
     def __repr__(self) -> str:
-        return f"Segment({self.delims.field.join(self.fields[:1] + self.fields[2 if self.name == 'MSH' else 1:])!r})"
+        return f"Segment({self.delims.field.join(self.fields[:1] + self.fields[2 if self.name == 'MSH' else 1 :])!r})"
 
     def raw(self, n: int) -> str:
         """SEG-n as written (escapes, repetitions and components intact); '' when absent."""
@@ -139,7 +139,9 @@ class Message:
         self.envelope: object | None = None
 
     def __repr__(self) -> str:
-        return f"Message({self.message_type!r}, control_id={self.control_id!r}, segments={len(self.segments)})"
+        return (
+            f"Message({self.message_type!r}, control_id={self.control_id!r}, segments={len(self.segments)})"
+        )
 
     def __iter__(self) -> Iterator[Segment]:
         for fields in self.segments:
@@ -290,7 +292,9 @@ def _check_segments(segments: list[list[str]], sep: str, control_id: str) -> lis
         if len(fields) == 1 and not name.strip():
             continue  # blank or whitespace-only line between segments
         if name in _ENVELOPE:
-            raise HL7ParseError(f"segment {i + 1} is a batch envelope segment {name} inside a message", control_id)
+            raise HL7ParseError(
+                f"segment {i + 1} is a batch envelope segment {name} inside a message", control_id
+            )
         if len(name) == 3 and name.isalnum():
             kept.append(fields)
             continue

@@ -76,6 +76,8 @@ def build_cash_receipts(remits: Iterable[MappedRemittance] | pd.DataFrame) -> li
             amount_cents=int(row["amount_cents"]),
             facility=str(row["facility"]),
         )
-        receipt.external_id = external_id("cash", policy.SOURCE_CASH, receipt.company, business_date, [receipt])
+        receipt.external_id = external_id(
+            "cash", policy.SOURCE_CASH, receipt.company, business_date, [receipt]
+        )
         receipts.append(receipt)
     return receipts

@@ -72,9 +72,13 @@ def _row(line: Any) -> tuple[str | int, ...]:
             line.facility,
         )
     if dataclasses.is_dataclass(line) and not isinstance(line, type):
-        return tuple(_scalar(getattr(line, f.name)) for f in dataclasses.fields(line) if f.name != "external_id")
+        return tuple(
+            _scalar(getattr(line, f.name)) for f in dataclasses.fields(line) if f.name != "external_id"
+        )
     if isinstance(line, Mapping):
-        return tuple(x for key in sorted(line) if key != "external_id" for x in (str(key), _scalar(line[key])))
+        return tuple(
+            x for key in sorted(line) if key != "external_id" for x in (str(key), _scalar(line[key]))
+        )
     if isinstance(line, tuple | list):
         return tuple(_scalar(v) for v in line)
     raise TypeError(f"cannot serialize a {type(line).__name__} into an external id")
@@ -91,7 +95,9 @@ def content_digest(lines: Iterable[Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def external_id(kind: Kind | str, source: str, company: str, business_date: dt.date, lines: Iterable[Any]) -> str:
+def external_id(
+    kind: Kind | str, source: str, company: str, business_date: dt.date, lines: Iterable[Any]
+) -> str:
     """``CF-<source>-<company>-<YYYYMMDD>-<sha256 of the sorted canonical lines>[:12]``.
 
     ``kind`` ("journal", "inventory", "cash") names the document family the lines belong to; it

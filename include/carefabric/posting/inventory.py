@@ -67,7 +67,8 @@ def build_inventory_movements(
     ]
 
 
-def inventory_external_id(company: str, business_date: dt.date, lines: Iterable[InventoryMovementLine]) -> str:
+def inventory_external_id(
+    company: str, business_date: dt.date, lines: Iterable[InventoryMovementLine]
+) -> str:
     """``CF-INVENTORY-<company>-<date>-<hash>`` for the day's movement document."""
     return external_id("inventory", policy.SOURCE_INVENTORY, company, business_date, lines)
-

@@ -265,8 +265,10 @@ def _double_entry(events: dict[str, object], n: int) -> pd.DataFrame:
 
 
 def _none_if_empty(values: Iterable[object]) -> list[str | None]:
-    return [None if (v is None or v == "" or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else v
-            for v in values]
+    return [
+        None if (v is None or v == "" or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else v
+        for v in values
+    ]
 
 
 def _lines(entries: pd.DataFrame, mode: Mode) -> list[JournalLine]:
@@ -286,7 +288,9 @@ def _lines(entries: pd.DataFrame, mode: Mode) -> list[JournalLine]:
     debit = np.where(amounts > 0, amounts, 0).tolist()
     credit = np.where(amounts < 0, -amounts, 0).tolist()
     return [
-        JournalLine(account=a, cost_center=cc, location=loc, facility=fac, debit_cents=d, credit_cents=c, memo=m)
+        JournalLine(
+            account=a, cost_center=cc, location=loc, facility=fac, debit_cents=d, credit_cents=c, memo=m
+        )
         for a, cc, loc, fac, d, c, m in zip(
             keys["account"].astype(str).tolist(),
             _none_if_empty(keys["cost_center"].tolist()),
@@ -305,7 +309,9 @@ def assert_balanced(batch: JournalBatch) -> None:
     bad = [
         i
         for i, line in enumerate(batch.lines)
-        if line.debit_cents < 0 or line.credit_cents < 0 or (line.debit_cents != 0) == (line.credit_cents != 0)
+        if line.debit_cents < 0
+        or line.credit_cents < 0
+        or (line.debit_cents != 0) == (line.credit_cents != 0)
     ]
     if bad:
         raise UnbalancedJournalError(
@@ -332,7 +338,9 @@ def _post(
     policy.check_mode(mode)
     total = int(entries["amount_cents"].sum()) if len(entries) else 0
     if total != 0:
-        raise UnbalancedJournalError(f"{source} {company} {business_date}: entries do not net to zero ({total})")
+        raise UnbalancedJournalError(
+            f"{source} {company} {business_date}: entries do not net to zero ({total})"
+        )
     lines = _lines(entries, mode)
     batch: JournalBatch | None = None
     ext_id: str | None = None
@@ -588,7 +596,9 @@ def remit_posting(
         dates = events["business_date"].unique()
         wrong = [d for d in dates if d != business_date]
         if wrong:
-            raise ValueError(f"remittances of business date(s) {sorted(wrong)} passed to the {business_date} batch")
+            raise ValueError(
+                f"remittances of business date(s) {sorted(wrong)} passed to the {business_date} batch"
+            )
     return _post(
         _remit_entries(events),
         source=policy.SOURCE_REMIT,

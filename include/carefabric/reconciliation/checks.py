@@ -46,8 +46,11 @@ GL_CASH = Side("gl", "GL cash clearing", "missing_in_gl", "key")
 # family of statuses; the reason names the receipt.
 ERP_RECEIPTS = Side("receipt", "ERP cash receipt", "missing_in_gl", "key")
 
-SIDE_COLUMNS = {"charges": ("ehr", "billing", "gl"), "claims": ("remit", "billing", "gl"),
-                "cash": ("remit", "gl", "receipt")}
+SIDE_COLUMNS = {
+    "charges": ("ehr", "billing", "gl"),
+    "claims": ("remit", "billing", "gl"),
+    "cash": ("remit", "gl", "receipt"),
+}
 
 
 def _period(business_date: dt.date | tuple[dt.date, dt.date] | None) -> tuple[dt.date, dt.date] | None:
@@ -233,14 +236,37 @@ def billing_payments_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         )
         for item in items
     ]
-    return _frame(rows, ["claim_id", "payer_id", "amount_cents", "business_date", "payment_id", "trace_number"])
+    return _frame(
+        rows, ["claim_id", "payer_id", "amount_cents", "business_date", "payment_id", "trace_number"]
+    )
 
 
 def remit_claims_frame(remits: Iterable[MappedRemittance] | pd.DataFrame) -> pd.DataFrame:
     """One row per CLP: claim_id (CLP01), payer_id (ERP), amount_cents (CLP04), business_date, trace."""
     events = remits if isinstance(remits, pd.DataFrame) else remit_events_frame(remits)
     paid = events[events["component"] == policy.COMPONENT_PAYMENT]
-    return paid[["claim_id", "payer_id", "amount_cents", "business_date", "trace_number"]].reset_index(drop=True)
+    return paid[["claim_id", "payer_id", "amount_cents", "business_date", "trace_number"]].reset_index(
+        drop=True
+    )
+
+
+def gl_charges_frame(contributions: pd.DataFrame) -> pd.DataFrame:
+    """The GL side of the charge check from CHARGES contributions, with line keys.
+
+    Unlike summary journal lines (``journal_lines_frame``) it keeps one row per charge line, so a
+    line posted in two documents shows as ``duplicate`` rather than as a bare amount mismatch.
+    """
+    c = contributions
+    rows = c[(c["source"] == policy.SOURCE_CHARGES) & (c["record_type"] == "charge")]
+    return pd.DataFrame(
+        {
+            "business_date": rows["business_date"].to_numpy(),
+            "cost_center": rows["cost_center"].to_numpy(),
+            "account": rows["account"].to_numpy(),
+            "amount_cents": rows["amount_cents"].to_numpy(dtype="int64"),
+            "line_key": rows["record_key"].to_numpy(),
+        }
+    )
 
 
 def gl_ar_relief_frame(contributions: pd.DataFrame) -> pd.DataFrame:
@@ -317,8 +343,18 @@ def journal_lines_frame(batches: Iterable[JournalBatch]) -> pd.DataFrame:
     ]
     return _frame(
         rows,
-        ["business_date", "source", "company", "external_id", "account", "cost_center", "location", "facility",
-         "amount_cents", "memo"],
+        [
+            "business_date",
+            "source",
+            "company",
+            "external_id",
+            "account",
+            "cost_center",
+            "location",
+            "facility",
+            "amount_cents",
+            "memo",
+        ],
     )
 
 
@@ -335,6 +371,7 @@ __all__ = [
     "ehr_charges_frame",
     "gl_ar_relief_frame",
     "gl_cash_frame",
+    "gl_charges_frame",
     "is_revenue_account",
     "journal_lines_frame",
     "receipts_frame",

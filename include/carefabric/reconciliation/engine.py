@@ -119,7 +119,8 @@ def compare(
 
     ``period`` (inclusive dates) scopes the run: rows whose ``business_date`` is in it count,
     rows within ``window_days`` outside it only explain timing, rows further out are ignored,
-    and keys with no row in the period on any side are not this period's items. Without a
+    and keys with no row in the period on any side are not this period's items; a row without
+    a date counts as in the period (it cannot be placed elsewhere). Without a
     period every row counts. ``offset_date_key`` names a date column that is part of ``keys``
     (charges per day): timing is then found by pairing opposite differences of the same
     remaining key within ``window_days``.
@@ -219,13 +220,17 @@ def compare(
         out[cells] = agg[column].to_numpy(dtype="int64")
         return out.reshape(shape)
 
-    in_amt, in_cnt, near_amt, near_cnt, dup_cnt = (grid(c) for c in ("in_amt", "in_cnt", "near_amt", "near_cnt", "dup"))
+    in_amt, in_cnt, near_amt, near_cnt, dup_cnt = (
+        grid(c) for c in ("in_amt", "in_cnt", "near_amt", "near_cnt", "dup")
+    )
 
     # items of this period only
     first = _first_positions(code)
     in_scope = in_cnt.sum(axis=1) > 0
     first = first[in_scope]
-    in_amt, in_cnt, near_amt, near_cnt, dup_cnt = (a[in_scope] for a in (in_amt, in_cnt, near_amt, near_cnt, dup_cnt))
+    in_amt, in_cnt, near_amt, near_cnt, dup_cnt = (
+        a[in_scope] for a in (in_amt, in_cnt, near_amt, near_cnt, dup_cnt)
+    )
 
     present = (in_cnt + near_cnt) > 0
     missing_any = ~present.all(axis=1)
@@ -255,7 +260,16 @@ def compare(
     if offset_partner is not None:
         items.loc[offset_partner.index, "status"] = "timing"
     items["reason"] = _reasons(
-        items, sides, in_amt, in_cnt, near_amt, near_cnt, dup_cnt, present, tolerance_cents, window_days,
+        items,
+        sides,
+        in_amt,
+        in_cnt,
+        near_amt,
+        near_cnt,
+        dup_cnt,
+        present,
+        tolerance_cents,
+        window_days,
         offset_partner,
     )
     for k in date_keys:

@@ -86,9 +86,6 @@ def detect_delimiters(head: bytes) -> Delimiters:
     if _bad_delimiter(segment) or segment in (element, component):
         raise X12Error(f"ISA declares an invalid segment terminator {segment!r} (character after ISA16)")
     isa11 = text.split(element)[11]
-    repetition = isa11 if len(isa11) == 1 and not _bad_delimiter(isa11) and isa11 not in (
-        element,
-        component,
-        segment,
-    ) else None
+    usable = len(isa11) == 1 and not _bad_delimiter(isa11) and isa11 not in (element, component, segment)
+    repetition = isa11 if usable else None  # 00401 has the standards id "U" here, not a separator
     return Delimiters(element=element, component=component, segment=segment, repetition=repetition)

@@ -201,7 +201,7 @@ def _read_envelope(path: Path) -> _Envelope | None:
     except X12Error:
         return None
     text = head.decode("latin-1")
-    isa = text[:ISA_LENGTH - 1].split(delims.element)
+    isa = text[: ISA_LENGTH - 1].split(delims.element)
     gs: list[str] = []
     rest = text[ISA_LENGTH:].lstrip("\r\n")
     if rest.startswith("GS"):
@@ -239,14 +239,37 @@ def build_999(
     segs: list[str] = [
         "*".join(
             [
-                "ISA", "00", " " * 10, "00", " " * 10,
-                env.isa07, env.isa08.ljust(15)[:15], env.isa05, env.isa06.ljust(15)[:15],
-                now.strftime("%y%m%d"), now.strftime("%H%M"), "^", "00501", control, "0", env.isa15 or "P", ":",
+                "ISA",
+                "00",
+                " " * 10,
+                "00",
+                " " * 10,
+                env.isa07,
+                env.isa08.ljust(15)[:15],
+                env.isa05,
+                env.isa06.ljust(15)[:15],
+                now.strftime("%y%m%d"),
+                now.strftime("%H%M"),
+                "^",
+                "00501",
+                control,
+                "0",
+                env.isa15 or "P",
+                ":",
             ]
         ),
         "*".join(
-            ["GS", "FA", env.gs03 or env.isa08.strip(), env.gs02 or env.isa06.strip(),
-             now.strftime("%Y%m%d"), now.strftime("%H%M"), str(control_number), "X", "005010X231A1"]
+            [
+                "GS",
+                "FA",
+                env.gs03 or env.isa08.strip(),
+                env.gs02 or env.isa06.strip(),
+                now.strftime("%Y%m%d"),
+                now.strftime("%H%M"),
+                str(control_number),
+                "X",
+                "005010X231A1",
+            ]
         ),
     ]
     by_tx: dict[str | None, list[Finding]] = {}
@@ -339,8 +362,14 @@ def validate_file(
                 continue
             control, gs06, gs08 = item.transaction_control, item.group_control or "", ""
             findings.append(
-                Finding("ST", "UNREADABLE", item.reason, source="reader", transaction_control=control,
-                        touches_money=True)
+                Finding(
+                    "ST",
+                    "UNREADABLE",
+                    item.reason,
+                    source="reader",
+                    transaction_control=control,
+                    touches_money=True,
+                )
             )
         else:
             control, gs06, gs08 = item.transaction_control, item.group_control, item.version
@@ -348,8 +377,14 @@ def validate_file(
                 findings.append(Finding("", "FINDING", note, source="reader", transaction_control=control))
             for error in item.balance_errors:
                 findings.append(
-                    Finding("BPR" if error.startswith("transaction") else "CLP", "UNBALANCED", error,
-                            source="balance", transaction_control=control, touches_money=True)
+                    Finding(
+                        "BPR" if error.startswith("transaction") else "CLP",
+                        "UNBALANCED",
+                        error,
+                        source="balance",
+                        transaction_control=control,
+                        touches_money=True,
+                    )
                 )
         verdict = TransactionVerdict(control=control, ack_code="A")
         verdicts.append(verdict)

@@ -1,0 +1,58 @@
+"""EHR ingest: HL7 v2 batches and FHIR R4 NDJSON from the EHR's landing folder to billing.
+
+A sensor waits for new extract files (the schedule is the fallback that wakes it every 15
+minutes); each file is ingested by its own mapped task (register, archive, parse, keep raw
+messages, validate with GX, map through the crosswalks, open exceptions); then mapped charges
+go to billing with one idempotency key per line. The logic is in
+``carefabric.interfaces.ehr_ingest``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Param, PokeReturnValue, dag, get_current_context, task
+
+from carefabric_airflow import assets, billing_client, business_date, default_args, engine
+
+INTERFACE = "ehr_ingest"
+
+
+@dag(
+    dag_id=INTERFACE,
+    description="EHR extracts (HL7 v2, FHIR) to canonical records and billing charges",
+    schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(INTERFACE),
+    params={"business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: run date")},
+    tags=["carefabric", "ehr", "hl7", "fhir", "ingest"],
+)
+def ehr_ingest() -> None:
+    @task.sensor(poke_interval=60, timeout=14 * 60, mode="reschedule", soft_fail=True)
+    def wait_for_extracts() -> PokeReturnValue:
+        from carefabric.config import landing_dir
+        from carefabric.interfaces.ehr_ingest import pending_files
+
+        files = pending_files(landing_dir(), engine())
+        return PokeReturnValue(is_done=bool(files), xcom_value=files)
+
+    @task(max_active_tis_per_dagrun=2)
+    def ingest(path: str) -> dict:
+        from carefabric.interfaces.ehr_ingest import ingest_file
+
+        return ingest_file(Path(path), engine(), business_date=business_date(get_current_context()))
+
+    @task(pool="billing_api", outlets=[assets()["charges"]])
+    def route_to_billing(results: list[dict]) -> dict:
+        from carefabric.interfaces.ehr_ingest import route_charges
+
+        routed = route_charges(engine(), billing_client())
+        return {"files": len(results), **routed}
+
+    route_to_billing(ingest.expand(path=wait_for_extracts()))
+
+
+ehr_ingest()

@@ -1,0 +1,416 @@
+"""EHR ingest: extract files (HL7 v2 batches, FHIR R4 NDJSON) to canonical records, billing charges.
+
+The story, in the order the ``ehr_ingest`` DAG runs it:
+
+1. ``pending_files``: list the landing folder; a file whose sha256 was already processed is
+   skipped (a re-dropped file never posts twice).
+2. ``ingest_file`` (one mapped task per file): register the file, copy it to the archive, stream
+   its messages (bounded memory, any size), keep every raw message with its MSH-10 control id,
+   parse to canonical encounters and charges, validate the file's frames with Great
+   Expectations, map through the crosswalks, and write everything in bulk. A message that does
+   not parse, or a line that does not map, becomes a business exception; the file goes on.
+3. ``route_charges``: send mapped charges to billing, one idempotency key per line
+   (``line_key``), and mark them routed. Supply lines also feed ERP inventory consumption via
+   ``supply_usage`` (posted, summarized per day, by ``erp_posting``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Engine
+
+from carefabric import hl7
+from carefabric.canonical import Charge, Encounter, MappedCharge
+from carefabric.clients.billing import BillingClient
+from carefabric.fhir import iter_resources
+from carefabric.interfaces.common import (
+    archive_copy,
+    file_digest,
+    held_to_exceptions,
+    register_file,
+    store_quality,
+)
+from carefabric.mapping import Held, map_charge
+from carefabric.money import format_cents, to_cents
+from carefabric.store import exceptions_repo
+from carefabric.store.bulk import insert_ignore
+from carefabric.store.crosswalks import Crosswalks
+from carefabric.store.db import session_scope
+from carefabric.store.models import Charge as ChargeRow
+from carefabric.store.models import Encounter as EncounterRow
+from carefabric.store.models import InboundFile, RawMessage, SupplyUsage
+from carefabric.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+INTERFACE = "ehr_ingest"
+EXTENSIONS = (".hl7", ".ndjson")
+CHUNK = 5000
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def pending_files(landing: Path, engine: Engine) -> list[str]:
+    """Extract files in the landing folder that have not been processed yet (by sha256)."""
+    candidates = sorted(p for p in landing.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    if not candidates:
+        return []
+    digests = {str(p): file_digest(p)[0] for p in candidates}
+    with session_scope(engine) as session:
+        done = set(
+            session.scalars(
+                select(InboundFile.sha256).where(
+                    InboundFile.source == "ehr",
+                    InboundFile.sha256.in_(list(digests.values())),
+                    InboundFile.status.in_(("processed", "rejected")),
+                )
+            )
+        )
+    return [path for path, sha in digests.items() if sha not in done]
+
+
+# --------------------------------------------------------------------------- canonical -> rows
+
+
+def charge_row(charge: Charge, business_date: dt.date | None = None) -> dict[str, Any]:
+    """The store row of a canonical charge (status received; mapping fills the rest)."""
+    return {
+        "line_key": charge.line_key,
+        "source": charge.source,
+        "facility": charge.facility,
+        "encounter_id": charge.encounter_id,
+        "message_control_id": charge.message_control_id,
+        "line_number": charge.line_number,
+        "transaction_id": charge.transaction_id,
+        "transaction_date": charge.transaction_date,
+        "transaction_type": charge.transaction_type,
+        "cdm_code": charge.cdm_code,
+        "quantity": charge.quantity,
+        "amount_cents": to_cents(charge.extended_amount),
+        "unit_amount_cents": to_cents(charge.unit_amount) if charge.unit_amount is not None else None,
+        "department": charge.department,
+        "procedure_code": charge.procedure_code,
+        "modifiers": "^".join(charge.modifiers) or None,
+        "patient_token": charge.patient_token,
+        "business_date": business_date or charge.transaction_date,
+        "status": "received",
+    }
+
+
+def apply_mapping(row: dict[str, Any], outcome: MappedCharge | Held | None) -> None:
+    """Write a mapping outcome onto a charge row (status mapped/held)."""
+    if isinstance(outcome, MappedCharge):
+        row.update(
+            status="mapped",
+            company=outcome.company,
+            cost_center=outcome.cost_center,
+            revenue_account=outcome.revenue_account,
+            erp_item=outcome.erp_item,
+        )
+    elif isinstance(outcome, Held):
+        row.update(status="held", company=None, cost_center=None, revenue_account=None, erp_item=None)
+
+
+def supply_row(mapped: MappedCharge, business_date: dt.date) -> dict[str, Any]:
+    charge = mapped.charge
+    return {
+        "line_key": charge.line_key,
+        "facility": charge.facility,
+        "transaction_date": charge.transaction_date,
+        "business_date": business_date,
+        "item": mapped.erp_item,
+        "location": mapped.location,
+        "quantity": charge.quantity,
+        "unit_cost_cents": to_cents(mapped.item_unit_cost) if mapped.item_unit_cost is not None else None,
+        "cost_center": mapped.cost_center,
+        "company": mapped.company,
+        "status": "mapped",
+    }
+
+
+def encounter_row(enc: Encounter) -> dict[str, Any]:
+    """Encounter columns without the ``*_phi`` fields (they stay in the raw message only)."""
+    row = {k: v for k, v in asdict(enc).items() if not k.endswith("_phi")}
+    row["encounter_id"] = row["encounter_id"] or ""
+    return row
+
+
+def map_rows(charges: list[Charge], rows: list[dict[str, Any]], cw: Crosswalks) -> tuple[list[dict[str, Any]], list[Held]]:
+    """Map charges in memory; return supply rows and held records. Rows are updated in place."""
+    supply: list[dict[str, Any]] = []
+    held: list[Held] = []
+    for charge, row in zip(charges, rows, strict=True):
+        if charge.transaction_type not in ("CG", "CD"):
+            continue  # payments/adjustments in FT1 are billing's business, not charge capture
+        outcome = map_charge(charge, cw)
+        apply_mapping(row, outcome)
+        if isinstance(outcome, Held):
+            held.append(outcome)
+        elif outcome.is_supply:
+            supply.append(supply_row(outcome, row["business_date"]))
+    return supply, held
+
+
+# --------------------------------------------------------------------------- one file
+
+
+class _Batch:
+    """Rows gathered from up to ``CHUNK`` messages, written in one transaction."""
+
+    def __init__(self) -> None:
+        self.raw: list[dict[str, Any]] = []
+        self.encounters: list[dict[str, Any]] = []
+        self.charges: list[Charge] = []
+        self.charge_rows: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+def _flush(engine: Engine, batch: _Batch, cw: Crosswalks, stats: Counter[str], quality_rows: list[dict[str, Any]]) -> None:
+    supply, held = map_rows(batch.charges, batch.charge_rows, cw)
+    with session_scope(engine) as session:
+        insert_ignore(session, RawMessage, batch.raw, ["sender", "control_id", "message_type"])
+        stats["encounters"] += insert_ignore(
+            session, EncounterRow, batch.encounters, ["source", "encounter_id", "event_type", "message_control_id"]
+        )
+        stats["charges"] += insert_ignore(session, ChargeRow, batch.charge_rows, ["line_key"])
+        stats["supply_lines"] += insert_ignore(session, SupplyUsage, supply, ["line_key"])
+        items = held_to_exceptions(held, interface=INTERFACE) + batch.errors
+        if items:
+            exceptions_repo.open_exceptions(session, items)
+    for h in held:
+        stats[f"held:{h.reason_code}"] += 1
+    stats["held"] += len(held)
+    quality_rows.extend(
+        {k: row[k] for k in ("line_key", "facility", "encounter_id", "transaction_date", "transaction_type", "cdm_code", "quantity", "amount_cents", "department")}
+        for row in batch.charge_rows
+    )
+
+
+def _message_error(sha: str, name: str, index: int, reason: str, control_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    key = f"{sha[:12]}#{index + 1}"
+    raw = {
+        "sender": f"file:{sha[:12]}",
+        "control_id": control_id or f"#{index + 1}",
+        "message_type": "UNPARSED",
+        "interface": INTERFACE,
+        "status": "error",
+        "error": reason[:2000],
+        "position": index + 1,
+    }
+    exc = {
+        "kind": "business",
+        "reason_code": "HL7_PARSE_ERROR",
+        "interface": INTERFACE,
+        "record_type": "message",
+        "record_key": key,
+        "summary": f"{name} message {index + 1}: {reason}"[:480],
+        "detail": {"file": name, "position": index + 1, "control_id": control_id, "reason": reason},
+    }
+    return raw, exc
+
+
+def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[_Batch]:
+    batch = _Batch()
+    report = hl7.FileReport()
+    for raw in hl7.iter_messages(path, report=report):
+        stats["messages"] += 1
+        try:
+            if raw.error:
+                raise hl7.HL7ParseError(raw.error)
+            result = hl7.canonicalize(raw)
+        except hl7.HL7ParseError as exc:
+            row, error = _message_error(sha, path.name, raw.index, exc.reason, exc.control_id)
+            row.update(payload=raw.text, file_id=file_id)
+            batch.raw.append(row)
+            batch.errors.append(error)
+            stats["message_errors"] += 1
+        else:
+            status = "skipped" if result.skipped else "parsed"
+            stats[f"type:{result.message_type}"] += 1
+            if result.skipped:
+                stats["skipped"] += 1
+            batch.raw.append(
+                {
+                    "sender": result.sender,
+                    "control_id": result.control_id,
+                    "message_type": result.message_type,
+                    "interface": INTERFACE,
+                    "status": status,
+                    "payload": raw.text,
+                    "file_id": file_id,
+                    "position": raw.index + 1,
+                    "error": result.skipped_reason,
+                }
+            )
+            if result.encounter is not None:
+                batch.encounters.append(encounter_row(result.encounter))
+            for charge in result.charges:
+                batch.charges.append(charge)
+                batch.charge_rows.append(charge_row(charge, business_date))
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = _Batch()
+    if report.empty_reason and stats["messages"] == 0:
+        stats["empty"] += 1
+        stats["empty_reason:" + report.empty_reason] += 1
+    yield batch
+
+
+def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[_Batch]:
+    batch = _Batch()
+    for item in iter_resources(path):
+        stats["messages"] += 1
+        key = item.resource_id or f"#{item.line_number}"
+        if item.error:
+            batch.raw.append(
+                {"sender": f"file:{sha[:12]}", "control_id": f"#{item.line_number}", "message_type": "UNPARSED",
+                 "interface": INTERFACE, "status": "error", "payload": item.raw, "file_id": file_id,
+                 "position": item.line_number, "error": item.error}
+            )
+            batch.errors.append(
+                {"kind": "business", "reason_code": "FHIR_PARSE_ERROR", "interface": INTERFACE, "record_type": "message",
+                 "record_key": f"{sha[:12]}#{item.line_number}", "summary": f"{path.name}: {item.error}"[:480],
+                 "detail": {"file": path.name, "line": item.line_number}}
+            )
+            stats["message_errors"] += 1
+            continue
+        stats[f"type:FHIR {item.resource_type}"] += 1
+        batch.raw.append(
+            {"sender": "FHIR", "control_id": key, "message_type": f"FHIR {item.resource_type}", "interface": INTERFACE,
+             "status": "skipped" if item.skipped_reason else "parsed", "payload": item.raw, "file_id": file_id,
+             "position": item.line_number, "error": item.skipped_reason}
+        )
+        if item.encounter is not None:
+            batch.encounters.append(encounter_row(item.encounter))
+        for charge in item.charges:
+            batch.charges.append(charge)
+            batch.charge_rows.append(charge_row(charge, business_date))
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = _Batch()
+    yield batch
+
+
+def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = None, validate: bool = True) -> dict[str, Any]:
+    """Ingest one extract file end to end (except routing); returns counts, no PHI."""
+    sha, size = file_digest(path)
+    with session_scope(engine) as session:
+        row, _ = register_file(session, source="ehr", interface=INTERFACE, name=path.name, sha256=sha, size=size)
+        if row.status in ("processed", "rejected"):
+            return {"file": path.name, "sha256": sha, "status": "duplicate", "previous_status": row.status}
+        file_id = row.id
+        row.status = "processing"
+        row.archive_path = str(archive_copy(path, "ehr", sha, business_date or dt.date.today()))
+    stats: Counter[str] = Counter()
+    quality_rows: list[dict[str, Any]] = []
+    with session_scope(engine) as session:
+        cw = Crosswalks.load(session)
+    units = _fhir_units if path.suffix.lower() == ".ndjson" else _hl7_units
+    for batch in units(path, sha, file_id, business_date, stats):
+        if len(batch):
+            _flush(engine, batch, cw, stats, quality_rows)
+    if validate and quality_rows:
+        _validate(engine, quality_rows, sha, business_date)
+    status = "rejected" if stats["messages"] == 0 else "processed"
+    with session_scope(engine) as session:
+        file_row = session.get(InboundFile, file_id)
+        assert file_row is not None
+        file_row.status = status
+        file_row.processed_at = utcnow()
+        file_row.detail = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()))
+        if status == "rejected":
+            exceptions_repo.open_exception(
+                session, kind="business", reason_code="HL7_PARSE_ERROR", interface=INTERFACE, record_type="file",
+                record_key=sha, summary=f"{path.name}: no message could be read (empty or not HL7/FHIR)",
+                detail={"file": path.name},
+            )
+    return {"file": path.name, "sha256": sha, "status": status, **dict(stats)}
+
+
+def _validate(engine: Engine, rows: list[dict[str, Any]], sha: str, business_date: dt.date | None) -> None:
+    """Great Expectations on the file's charges, as one frame (never per record)."""
+    import pandas as pd
+
+    from carefabric.quality import validate_frame
+
+    frame = pd.DataFrame(rows)
+    frame["amount_cents"] = frame["amount_cents"].astype("int64")
+    result = validate_frame("charges", frame)
+    with session_scope(engine) as session:
+        store_quality(session, interface=INTERFACE, dataset="charges", scope=sha, business_date=business_date, result=result)
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def billing_payload(row: ChargeRow) -> dict[str, Any]:
+    """What billing receives for one line: tokens and codes, never names or MRNs."""
+    return {
+        "idempotency_key": row.line_key,
+        "line_key": row.line_key,
+        "encounter_id": row.encounter_id,
+        "facility": row.facility,
+        "transaction_id": row.transaction_id,
+        "service_date": row.transaction_date.isoformat(),
+        "cdm_code": row.cdm_code,
+        "quantity": str(row.quantity.normalize()) if hasattr(row.quantity, "normalize") else str(row.quantity),
+        "amount": format_cents(row.amount_cents),
+        "department": row.department,
+        "cost_center": row.cost_center,
+        "revenue_account": row.revenue_account,
+        "procedure_code": row.procedure_code,
+        "patient_token": row.patient_token,
+    }
+
+
+def route_charges(engine: Engine, billing: BillingClient, *, line_keys: list[str] | None = None) -> dict[str, int]:
+    """Send every mapped, unrouted charge to billing; idempotent per line, safe to retry."""
+    with session_scope(engine) as session:
+        query = select(ChargeRow).where(ChargeRow.status == "mapped").order_by(ChargeRow.id)
+        if line_keys is not None:
+            query = query.where(ChargeRow.line_key.in_(line_keys))
+        rows = list(session.scalars(query))
+        payloads = [billing_payload(r) for r in rows]
+    if not payloads:
+        return {"routed": 0, "replayed": 0, "conflicts": 0}
+    results = billing.post_charges(payloads)
+    by_key = {r["idempotency_key"]: r for r in results}
+    updates, conflicts = [], []
+    counts: Counter[str] = Counter()
+    for payload in payloads:
+        result = by_key.get(payload["idempotency_key"], {})
+        counts[result.get("status", "missing")] += 1
+        if result.get("status") in ("accepted", "replayed"):
+            updates.append({"b_key": payload["line_key"], "b_id": str(result.get("charge_id"))})
+        else:
+            conflicts.append(payload["line_key"])
+    with session_scope(engine) as session:
+        if updates:
+            session.connection().execute(
+                update(ChargeRow.__table__)
+                .where(ChargeRow.__table__.c.line_key == bindparam("b_key"))
+                .values(status="routed", billing_charge_id=bindparam("b_id"), updated_at=utcnow()),
+                updates,
+            )
+        if conflicts:
+            exceptions_repo.open_exceptions(
+                session,
+                [
+                    {"kind": "business", "reason_code": "BILLING_REJECTED", "interface": INTERFACE, "record_type": "charge",
+                     "record_key": key, "summary": "billing refused the charge (idempotency key reused with other content)"}
+                    for key in conflicts
+                ],
+            )
+    return {"routed": counts["accepted"], "replayed": counts["replayed"], "conflicts": len(conflicts)}

@@ -1,0 +1,286 @@
+"""Payer remittance: X12 835 files from the payers' SFTP folders to stored, balanced remittances.
+
+The story, in the order the ``payer_remittance`` DAG runs it:
+
+1. The DAG's sensor lists ``/inbound/<payer>/*.835`` on the SFTP server; each file is fetched by
+   its own mapped task, which refuses unsafe names (``safe_remote_path``), downloads to a local
+   inbox and moves the original into ``/archive/<payer>/`` on the server.
+2. ``process_file`` (one mapped task per file): register by sha256, copy to the local archive,
+   refuse a duplicate interchange (same bytes under another name, or ISA13/GS06/ST02 already
+   stored), validate syntax with pyx12 and keep a 999 for every file, parse with the streaming
+   reader (balancing checked as it goes), map payer and payee, and store. A file that does not
+   read or does not balance is an exception and nothing from it posts; TR3 findings that do not
+   touch the money are accepted unless the payer's strictness setting says otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from carefabric.canonical import Remittance
+from carefabric.interfaces.common import (
+    UnsafeFileName,
+    archive_copy,
+    file_digest,
+    open_business_exception,
+    register_file,
+    safe_name,
+)
+from carefabric.mapping import Held, map_remittance
+from carefabric.money import to_cents
+from carefabric.store.bulk import insert_ignore
+from carefabric.store.crosswalks import Crosswalks
+from carefabric.store.db import session_scope
+from carefabric.store.models import (
+    Ack999,
+    InboundFile,
+    ProviderAdjustment,
+    RemitAdjustment,
+    RemitClaim,
+    RemitLine,
+)
+from carefabric.store.models import Remittance as RemittanceRow
+from carefabric.store.types import utcnow
+from carefabric.x12 import X12Error, read_file, validate_file
+
+log = logging.getLogger(__name__)
+
+INTERFACE = "payer_remittance"
+
+
+def safe_remote_path(remote_path: str, inbound_root: str = "/inbound") -> tuple[str, str]:
+    """(payer, file name) of ``/inbound/<payer>/<name>.835``; ``UnsafeFileName`` for anything else.
+
+    A listing comes from a server we do not control: a name with ``..``, a separator, or a path
+    outside the inbound root must never become a local path or a server-side move target.
+    """
+    path = PurePosixPath(remote_path)
+    parts = path.parts
+    root = PurePosixPath(inbound_root).parts
+    if len(parts) != len(root) + 2 or parts[: len(root)] != root:
+        raise UnsafeFileName(f"unexpected remote path {remote_path!r}")
+    payer, name = safe_name(parts[-2]), safe_name(parts[-1])
+    return payer, name
+
+
+def _strict_for(payer: str, strictness: dict[str, str]) -> bool:
+    return strictness.get(payer, strictness.get("default", "lenient")) == "strict"
+
+
+def process_file(
+    path: Path,
+    engine: Engine,
+    *,
+    payer_folder: str,
+    business_date: dt.date,
+    strictness: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Validate, parse, balance, map and store one 835 file; returns counts (no PHI)."""
+    sha, size = file_digest(path)
+    with session_scope(engine) as session:
+        row, new = register_file(session, source="payer", interface=INTERFACE, name=path.name, sha256=sha, size=size)
+        if not new:
+            if row.name != path.name:
+                open_business_exception(
+                    session, reason_code="DUPLICATE_INTERCHANGE", interface=INTERFACE, record_type="file",
+                    record_key=f"{path.name}|{sha[:12]}",
+                    summary=f"{path.name} repeats {row.name} byte for byte; nothing from it posts",
+                    detail={"file": path.name, "first_file": row.name, "payer_folder": payer_folder},
+                )
+                return {"file": path.name, "status": "duplicate", "duplicate_of": row.name}
+            return {"file": path.name, "status": "already_processed"}
+        file_id = row.id
+        row.archive_path = str(archive_copy(path, "payer", sha, business_date))
+        row.status = "processing"
+
+    validation = validate_file(path, strict=_strict_for(payer_folder, strictness or {}))
+    ack_path = Path(row.archive_path).with_suffix(".999")
+    ack_path.write_text(validation.ack_999)
+    findings = [f.to_dict() for f in validation.findings]
+
+    try:
+        result = read_file(path)
+    except X12Error as exc:
+        return _reject(engine, file_id, path.name, validation, findings, "X12_UNREADABLE", f"{path.name}: {exc}")
+    if result.errors:
+        reasons = "; ".join(str(e) for e in result.errors)[:400]
+        return _reject(engine, file_id, path.name, validation, findings, "X12_UNREADABLE", f"{path.name}: {reasons}")
+
+    with session_scope(engine) as session:
+        _store_ack(session, file_id, validation, findings)
+        duplicate = _already_stored(session, result.remittances)
+        if duplicate:
+            open_business_exception(
+                session, reason_code="DUPLICATE_INTERCHANGE", interface=INTERFACE, record_type="file",
+                record_key=f"{path.name}|{sha[:12]}",
+                summary=f"{path.name}: interchange {duplicate} was already received; nothing from it posts",
+                detail={"file": path.name, "control_numbers": duplicate},
+            )
+            _finish(session, file_id, "duplicate", f"duplicate interchange {duplicate}")
+            return {"file": path.name, "status": "duplicate", "control_numbers": duplicate}
+
+        unbalanced = [r for r in result.remittances if not r.balanced]
+        cw = Crosswalks.load(session)
+        mapped: list[Any] = []
+        held: list[Held] = []
+        for remit in result.remittances:
+            outcome = map_remittance(remit, cw, business_date=business_date, record_key=_remit_key(remit))
+            (held if isinstance(outcome, Held) else mapped).append(outcome)
+        accepted = validation.accepted and not unbalanced and not held
+        for remit in result.remittances:
+            mapping = next((m for m in mapped if m.remittance is remit), None)
+            status = "balanced" if accepted else ("unbalanced" if not remit.balanced else "rejected")
+            _store_remittance(session, remit, file_id, business_date, mapping, status)
+        if unbalanced:
+            errors = [e for r in unbalanced for e in r.balance_errors]
+            open_business_exception(
+                session, reason_code="REMIT_UNBALANCED", interface=INTERFACE, record_type="file",
+                record_key=f"{path.name}|{sha[:12]}",
+                summary=f"{path.name}: does not balance ({errors[0]}); nothing from it posts"[:480],
+                detail={"file": path.name, "errors": errors[:20]},
+            )
+        for h in held:
+            open_business_exception(
+                session, reason_code=h.reason_code, interface=INTERFACE, record_type="file",
+                record_key=f"{path.name}|{sha[:12]}", summary=f"{path.name}: {h.summary}; nothing from it posts",
+                detail={"file": path.name, **h.detail},
+            )
+        if not validation.accepted and not unbalanced and not held:
+            open_business_exception(
+                session, reason_code="X12_REJECTED", interface=INTERFACE, record_type="file",
+                record_key=f"{path.name}|{sha[:12]}",
+                summary=f"{path.name}: rejected by the payer's strict syntax setting ({len(findings)} findings)",
+                detail={"file": path.name, "findings": findings[:20]},
+            )
+        _finish(session, file_id, "processed" if accepted else "rejected", None)
+    claims = sum(len(r.claims) for r in result.remittances)
+    return {
+        "file": path.name,
+        "status": "accepted" if accepted else "rejected",
+        "transactions": len(result.remittances),
+        "claims": claims,
+        "findings": len(findings),
+        "unbalanced": len(unbalanced),
+        "held": [h.reason_code for h in held],
+    }
+
+
+def _remit_key(remit: Remittance) -> str:
+    return f"{remit.sender_id}|{remit.interchange_control}|{remit.group_control}|{remit.transaction_control}"
+
+
+def _already_stored(session: Session, remits: list[Remittance]) -> str | None:
+    keys = [(r.interchange_control, r.group_control, r.transaction_control, r.sender_id) for r in remits]
+    if not keys:
+        return None
+    found = session.execute(
+        select(RemittanceRow.interchange_control, RemittanceRow.group_control, RemittanceRow.transaction_control).where(
+            tuple_(
+                RemittanceRow.interchange_control, RemittanceRow.group_control,
+                RemittanceRow.transaction_control, RemittanceRow.sender_id,
+            ).in_(keys)
+        )
+    ).first()
+    return "/".join(found) if found else None
+
+
+def _store_ack(session: Session, file_id: int, validation: Any, findings: list[dict[str, Any]]) -> None:
+    insert_ignore(
+        session, Ack999,
+        [{"file_id": file_id, "group_control": "", "content": validation.ack_999, "accepted": validation.accepted, "findings": findings}],
+        ["file_id", "group_control"],
+    )
+
+
+def _finish(session: Session, file_id: int, status: str, detail: str | None) -> None:
+    row = session.get(InboundFile, file_id)
+    assert row is not None
+    row.status = status
+    row.processed_at = utcnow()
+    row.detail = detail
+
+
+def _reject(engine: Engine, file_id: int, name: str, validation: Any, findings: list[dict[str, Any]], reason: str, summary: str) -> dict[str, Any]:
+    with session_scope(engine) as session:
+        _store_ack(session, file_id, validation, findings)
+        open_business_exception(
+            session, reason_code=reason, interface=INTERFACE, record_type="file", record_key=name,
+            summary=summary[:480], detail={"file": name},
+        )
+        _finish(session, file_id, "rejected", summary[:1000])
+    return {"file": name, "status": "rejected", "reason": reason}
+
+
+def _store_remittance(
+    session: Session, remit: Remittance, file_id: int, business_date: dt.date, mapping: Any, status: str
+) -> None:
+    """One remittance with its claims, lines, adjustments and PLB (names and member ids are not stored)."""
+    row = RemittanceRow(
+        interchange_control=remit.interchange_control,
+        group_control=remit.group_control,
+        transaction_control=remit.transaction_control,
+        sender_id=remit.sender_id,
+        version=remit.version,
+        file_id=file_id,
+        payer_id=remit.payer_id,
+        payer_name=remit.payer_name,
+        erp_payer_id=mapping.erp_payer_id if mapping else None,
+        payee_npi=remit.payee_npi,
+        payee_name=remit.payee_name,
+        trace_number=remit.trace_number,
+        trace_originator=remit.trace_originator,
+        credit_debit=remit.credit_debit,
+        payment_method=remit.payment_method,
+        payment_cents=to_cents(remit.payment_amount),
+        payment_date=remit.payment_date,
+        business_date=business_date,
+        facility=mapping.facility if mapping else None,
+        company=mapping.company if mapping else None,
+        status=status,
+        balance_errors=list(remit.balance_errors),
+        findings=list(remit.findings),
+    )
+    for cseq, claim in enumerate(remit.claims, start=1):
+        crow = RemitClaim(
+            seq=cseq,
+            patient_control_number=claim.patient_control_number,
+            status=claim.status,
+            charge_cents=to_cents(claim.charge),
+            paid_cents=to_cents(claim.paid),
+            patient_resp_cents=to_cents(claim.patient_responsibility) if claim.patient_responsibility is not None else None,
+            payer_claim_control=claim.payer_claim_control,
+        )
+        aseq = 0
+        for adj in claim.adjustments:
+            aseq += 1
+            crow.adjustments.append(
+                RemitAdjustment(level="claim", line_seq=0, seq=aseq, group_code=adj.group, reason_code=adj.reason,
+                                amount_cents=to_cents(adj.amount), quantity=adj.quantity)
+            )
+        for lseq, line in enumerate(claim.lines, start=1):
+            lrow = RemitLine(
+                seq=lseq, procedure=line.procedure, charge_cents=to_cents(line.charge), paid_cents=to_cents(line.paid),
+                units=line.units, service_date=line.service_date, line_ref=line.line_ref,
+                allowed_cents=to_cents(line.allowed) if line.allowed is not None else None,
+            )
+            crow.lines.append(lrow)
+            for adj in line.adjustments:
+                aseq += 1
+                crow.adjustments.append(
+                    RemitAdjustment(level="line", line=lrow, line_seq=lseq, seq=aseq, group_code=adj.group,
+                                    reason_code=adj.reason, amount_cents=to_cents(adj.amount), quantity=adj.quantity)
+                )
+        row.claims.append(crow)
+    for pseq, plb in enumerate(remit.provider_adjustments, start=1):
+        row.provider_adjustments.append(
+            ProviderAdjustment(seq=pseq, provider_id=plb.provider_id, fiscal_date=plb.fiscal_date, reason=plb.reason,
+                               reference=plb.reference, amount_cents=to_cents(plb.amount))
+        )
+    session.add(row)

@@ -1,0 +1,140 @@
+"""Airflow glue shared by carefabric's DAGs: connections to clients, the store engine, the
+business date of a run, default arguments, the retry policy and the failure notifier.
+
+Kept apart from ``carefabric`` (the domain package imports no Airflow) and from ``dags/`` (so
+each DAG file stays a short, readable story). Heavy imports happen inside functions: DAG files
+import this module at parse time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+from airflow.sdk import BaseNotifier, Connection, Variable
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+
+log = logging.getLogger(__name__)
+
+OWNER = "integration-team"
+
+# Transient peer faults are retried with backoff; a business rejection fails at once (it is in
+# the exception queue already and retrying cannot fix a missing crosswalk entry).
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(exception="carefabric.clients.rest.TransientError", action=RetryAction.RETRY, reason="peer unavailable or throttling"),
+        RetryRule(exception="paramiko.ssh_exception.SSHException", action=RetryAction.RETRY, reason="SFTP unavailable"),
+        RetryRule(exception="carefabric.clients.rest.RejectedError", action=RetryAction.FAIL, reason="business rejection: see the exception queue"),
+    ]
+)
+
+
+class ExceptionQueueNotifier(BaseNotifier):
+    """Failure callback: a failed task becomes an exception in carefabric's queue, not just a log line."""
+
+    template_fields = ("interface",)
+
+    def __init__(self, interface: str) -> None:
+        super().__init__()
+        self.interface = interface
+
+    def notify(self, context: Any) -> None:
+        from carefabric.interfaces.common import record_task_failure
+        from carefabric.store.db import session_scope
+
+        ti = context["ti"]
+        error = context.get("exception")
+        transient = type(error).__name__ in ("TransientError", "SSHException", "ConnectionError")
+        with session_scope(engine()) as session:
+            record_task_failure(
+                session,
+                interface=self.interface,
+                task_id=ti.task_id,
+                run_id=context["run_id"],
+                error=f"{type(error).__name__}: {error}" if error else "task failed",
+                transient=transient,
+            )
+
+
+def default_args(interface: str, retries: int = 3) -> dict[str, Any]:
+    return {
+        "owner": OWNER,
+        "retries": retries,
+        "retry_delay": dt.timedelta(seconds=5),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=10),
+        "retry_policy": RETRY_POLICY,
+        "on_failure_callback": [ExceptionQueueNotifier(interface)],
+    }
+
+
+@lru_cache(maxsize=1)
+def engine() -> Any:
+    """The integration store's engine, one per worker process (URL from CAREFABRIC_DB_URL)."""
+    from carefabric.store.db import get_engine
+
+    return get_engine()
+
+
+def _rest(conn_id: str) -> Any:
+    from carefabric.clients.rest import RestClient
+
+    conn = Connection.get(conn_id)
+    extra = conn.extra_dejson
+    base = f"{conn.schema or 'http'}://{conn.host}:{conn.port}{extra.get('base_path', '/api/v1')}"
+    return RestClient(base, conn.password or "")
+
+
+def billing_client(conn_id: str = "billing_api") -> Any:
+    from carefabric.clients.billing import BillingClient
+
+    return BillingClient(_rest(conn_id))
+
+
+def erp_client(conn_id: str = "erp_api") -> Any:
+    from carefabric.clients.erp import ErpClient
+
+    return ErpClient(_rest(conn_id))
+
+
+def variable(name: str, default: str) -> str:
+    try:
+        return Variable.get(name, default=default)
+    except Exception:  # noqa: BLE001 - a missing variable backend must not break a run
+        return default
+
+
+def json_variable(name: str, default: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(variable(name, json.dumps(default)))
+    except json.JSONDecodeError:
+        log.warning("variable %s is not JSON; using the default", name)
+        return default
+
+
+def business_date(context: Any) -> dt.date:
+    """The business date a run works on: ``params.business_date`` if given, else the data
+    interval's start (a nightly run at 02:00 closes the previous day)."""
+    value = (context.get("params") or {}).get("business_date")
+    if value:
+        return dt.date.fromisoformat(str(value))
+    start = context.get("data_interval_start") or context.get("logical_date")
+    if start is None:
+        return dt.date.today() - dt.timedelta(days=1)
+    return start.date()
+
+
+# Assets: producers mark them updated, so consumers (and the UI's lineage view) see the flow.
+def assets() -> dict[str, Any]:
+    from airflow.sdk import Asset
+
+    return {
+        "charges": Asset("carefabric://ehr/charges"),
+        "remittances": Asset("carefabric://payer/remittances"),
+        "billing": Asset("carefabric://billing/claims-payments"),
+        "master_data": Asset("carefabric://erp/master-data"),
+        "postings": Asset("carefabric://erp/postings"),
+    }
