@@ -108,6 +108,8 @@ def test_charge_statuses():
     assert (e["ehr_cents"], e["billing_cents"], e["gl_cents"], e["variance_cents"]) == (4000, 4500, 4000, 500)
     assert "45.00" in e["reason"] and "40.00" in e["reason"]
     assert rows[(D1, "CC-A")]["reason"] == MATCHED_REASON
+    assert rows[(D1, "CC-A")]["key"] == "2025-03-14|CC-A"
+    assert items["key"].is_unique
     assert "billing (2 rows)" in rows[(D1, "CC-F")]["reason"]
     assert "2025-03-15" in rows[(D1, "CC-G")]["reason"]
     b = rows[(D1, "CC-B")]
@@ -225,6 +227,7 @@ def test_claim_statuses():
     assert rows[("C3", "P1")]["reason"] == "not in 835, GL; 835 none, billing 70.00, GL none"
     assert rows[("C5", "P1")]["billing_cents"] == 18000 and rows[("C5", "P1")]["variance_cents"] == 9000
     assert rows[("C6", "P2")]["variance_cents"] == 500
+    assert rows[("C6", "P2")]["key"] == "C6|P2"
     assert pd.isna(rows[("C7", "P2")]["billing_cents"])
     assert "billing 40.00" in rows[("C7", "P2")]["reason"] and "3 days" in rows[("C7", "P2")]["reason"]
     assert rows[("C8", "P2")]["remit_cents"] == -1000
@@ -267,28 +270,44 @@ def test_cash_statuses_and_control_totals():
     totals = control_totals(
         pd.concat([items, reconcile_claims(*claim_sides(), business_date=D1)], ignore_index=True)
     )
-    assert totals["items"] == 13
-    assert set(totals["status_counts"]) == set(STATUSES)
-    assert totals["status_counts"]["matched"] == 3
-    assert totals["status_counts"]["missing_in_ehr"] == 0
-    cash = totals["checks"]["cash"]
+    assert totals["items_total"] == 13
+    assert totals["unmatched_total"] == 4 + 6  # cash: all but T1; claims: all but C1, C8
+    assert set(totals) == {"items_total", "unmatched_total", "variance_total_cents", "cash", "claims"}
+    cash = totals["cash"]
     assert cash["items"] == 5 and cash["unmatched"] == 4
-    assert cash["status_counts"]["duplicate"] == 1
-    assert cash["side_cents"] == {
-        "remit": 5500 + 4000 + 200 + 1100,
-        "gl": 5500 + 4000 + 100 + 300 + 1100,
-        "receipt": 5500 + 100 + 300 + 1000,
+    assert cash["items_by_status"] == {
+        "matched": 1,
+        "missing_in_remit": 1,
+        "missing_in_gl": 1,
+        "amount_mismatch": 1,
+        "duplicate": 1,
     }
+    assert (cash["remit_cents"], cash["gl_cents"], cash["receipt_cents"]) == (
+        5500 + 4000 + 200 + 1100,
+        5500 + 4000 + 100 + 300 + 1100,
+        5500 + 100 + 300 + 1000,
+    )
     # T2: 4000 vs none; T3: 200 vs 100; T4: 300 vs none; T5: 1100 vs 1000
     assert cash["variance_cents"] == 4000 + 100 + 300 + 100
-    assert totals["variance_cents"] == cash["variance_cents"] + totals["checks"]["claims"]["variance_cents"]
+    claims = totals["claims"]
+    assert claims["items_by_status"] == {
+        "matched": 2,
+        "missing_in_billing": 1,
+        "missing_in_remit": 1,
+        "missing_in_gl": 1,
+        "amount_mismatch": 1,
+        "duplicate": 1,
+        "timing": 1,
+    }
+    assert set(claims["items_by_status"]) <= set(STATUSES)
+    assert totals["variance_total_cents"] == cash["variance_cents"] + claims["variance_cents"]
 
 
 def test_control_totals_of_nothing():
     empty = reconcile_cash(*(frame([], ["trace_number", "amount_cents"]) for _ in range(3)))
     assert len(empty) == 0
     totals = control_totals(empty)
-    assert totals["items"] == 0 and totals["status_counts"]["matched"] == 0
+    assert totals == {"items_total": 0, "unmatched_total": 0, "variance_total_cents": 0}
 
 
 def test_missing_column_is_a_clear_error():

@@ -153,38 +153,43 @@ def reconcile_cash(
 def control_totals(items: pd.DataFrame) -> dict[str, Any]:
     """Counts per status and check, side sums and variance: the figures the nightly email shows.
 
-    ``{"items": n, "variance_cents": v, "status_counts": {status: n},
-    "checks": {check: {"items", "status_counts", "side_cents": {side: cents}, "variance_cents",
-    "unmatched"}}}``. Every status appears (0 when absent) so totals compare across nights.
+    Shaped as the finance report's ``summary`` takes it (one mapping per check, scalars for the
+    overall figures), so the caller passes it on unchanged::
+
+        {"items_total": n, "unmatched_total": u, "variance_total_cents": v,
+         "charges": {"items": n, "unmatched": u, "ehr_cents": .., "billing_cents": .., "gl_cents": ..,
+                     "variance_cents": v, "items_by_status": {"matched": n, ...}},
+         "claims": {...remit/billing/gl...}, "cash": {...remit/gl/receipt...}}
+
+    ``items_by_status`` lists the statuses that occur; ``variance_cents`` sums the items'
+    variances (what does not match), not the difference of the side totals, so offsetting
+    errors cannot hide each other.
     """
+    total_items = int(len(items))
     result: dict[str, Any] = {
-        "items": int(len(items)),
-        "variance_cents": int(items["variance_cents"].sum()) if len(items) else 0,
-        "status_counts": _status_counts(items["status"] if len(items) else pd.Series(dtype=object)),
-        "checks": {},
+        "items_total": total_items,
+        "unmatched_total": int((items["status"] != "matched").sum()) if total_items else 0,
+        "variance_total_cents": int(items["variance_cents"].sum()) if total_items else 0,
     }
-    if not len(items):
+    if not total_items:
         return result
-    for check, group in items.groupby("check", sort=True):
-        sides = SIDE_COLUMNS.get(str(check)) or tuple(
+    for check, group in items.groupby("check", sort=False):
+        name = str(check)
+        sides = SIDE_COLUMNS.get(name) or tuple(
             c[: -len("_cents")] for c in group.columns if c.endswith("_cents") and c != "variance_cents"
         )
-        counts = _status_counts(group["status"])
-        result["checks"][str(check)] = {
+        counts = group["status"].value_counts()
+        entry: dict[str, Any] = {
             "items": int(len(group)),
-            "status_counts": counts,
-            "side_cents": {
-                side: int(group[f"{side}_cents"].sum()) for side in sides if f"{side}_cents" in group.columns
-            },
-            "variance_cents": int(group["variance_cents"].sum()),
-            "unmatched": int(len(group) - counts["matched"]),
+            "unmatched": int((group["status"] != "matched").sum()),
         }
+        for side in sides:
+            if f"{side}_cents" in group.columns:
+                entry[f"{side}_cents"] = int(group[f"{side}_cents"].sum())
+        entry["variance_cents"] = int(group["variance_cents"].sum())
+        entry["items_by_status"] = {s: int(counts[s]) for s in STATUSES if s in counts.index}
+        result[name] = entry
     return result
-
-
-def _status_counts(status: pd.Series) -> dict[str, int]:
-    counts = status.value_counts()
-    return {s: int(counts.get(s, 0)) for s in STATUSES}
 
 
 # --------------------------------------------------------------------------- input frames

@@ -125,7 +125,7 @@ def compare(
     (charges per day): timing is then found by pairing opposite differences of the same
     remaining key within ``window_days``.
 
-    Result: ``check``, the key columns, ``<side>_cents`` (Int64, NA when the side has no row in
+    Result: ``check``, ``key`` (the key columns joined with "|"), the key columns, ``<side>_cents`` (Int64, NA when the side has no row in
     the period), ``<side>_count``, ``variance_cents`` (largest minus smallest side, absent = 0),
     ``status``, ``reason``.
     """
@@ -274,7 +274,17 @@ def compare(
     )
     for k in date_keys:
         items[k] = pd.to_datetime(items[k]).dt.date
+    items.insert(1, "key", _item_key(items, keys))
     return items
+
+
+def _item_key(items: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """The key columns joined with "|" (dates ISO): the store's ``item_key`` and the report's key."""
+    parts = [items[k].astype(str).fillna("") for k in keys]
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + "|" + part
+    return key
 
 
 def _offset_timing(
