@@ -27,7 +27,11 @@ INTERFACE = "ehr_ingest"
     catchup=False,
     max_active_runs=1,
     default_args=default_args(INTERFACE),
-    params={"business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: run date")},
+    params={
+        "business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: run date"),
+        "wait_for_files": Param(True, type="boolean", description="false: take whatever is there now"),
+        "include_processed": Param(False, type="boolean", description="re-read files already processed (a rerun posts nothing twice)"),
+    },
     tags=["carefabric", "ehr", "hl7", "fhir", "ingest"],
 )
 def ehr_ingest() -> None:
@@ -36,8 +40,9 @@ def ehr_ingest() -> None:
         from carefabric.config import landing_dir
         from carefabric.interfaces.ehr_ingest import pending_files
 
-        files = pending_files(landing_dir(), engine())
-        return PokeReturnValue(is_done=bool(files), xcom_value=files)
+        params = get_current_context()["params"]
+        files = pending_files(landing_dir(), engine(), include_processed=params["include_processed"])
+        return PokeReturnValue(is_done=bool(files) or not params["wait_for_files"], xcom_value=files)
 
     @task(max_active_tis_per_dagrun=2)
     def ingest(path: str) -> dict:

@@ -31,7 +31,10 @@ ARCHIVE = "/archive"
     catchup=False,
     max_active_runs=1,
     default_args=default_args(INTERFACE),
-    params={"business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: run date")},
+    params={
+        "business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: run date"),
+        "wait_for_files": Param(True, type="boolean", description="false: take whatever is there now"),
+    },
     tags=["carefabric", "payer", "x12", "835", "sftp"],
 )
 def payer_remittance() -> None:
@@ -45,7 +48,8 @@ def payer_remittance() -> None:
             folder = f"{INBOUND}/{payer}"
             if hook.isdir(folder):
                 found += [f"{folder}/{name}" for name in sorted(hook.list_directory(folder) or []) if name.lower().endswith(".835")]
-        return PokeReturnValue(is_done=bool(found), xcom_value=found)
+        wait = get_current_context()["params"]["wait_for_files"]
+        return PokeReturnValue(is_done=bool(found) or not wait, xcom_value=found)
 
     @task(max_active_tis_per_dagrun=4)
     def fetch(remote_path: str) -> dict | None:

@@ -847,3 +847,26 @@ def test_fifty_megabyte_file_streams_in_bounded_memory(tmp_path: Path) -> None:
     assert charges > 0 and stream.largest == 1 << 20
     assert peak < 20_000_000, f"peak {peak / 1e6:.1f} MB"
     assert any("BTS-1 says 0 messages" in p for p in report.problems)
+
+
+def test_two_batches_and_envelope_scope() -> None:
+    one = frame(ALL[:1], batch=True).replace(b"FTS|1\r", b"")
+    data = (
+        one
+        + b"MSH" + ALL[1][3:].encode() + b"\r"  # between batches: file envelope only
+        + b"BHS|^~\\&|EPIC|F1|||20240301100000||batch-b||BATCH-2\r"
+        + ALL[2].encode() + b"\rBTS|1\rFTS|2\r"
+    )  # fmt: skip
+    raws, report = read_all(data)
+    assert report.problems == [] and report.batches == 2
+    assert [r.envelope.batch_control_id for r in raws] == ["BATCH-1", None, "BATCH-2"]
+    assert {r.envelope.file_control_id for r in raws} == {"FILE-77"}
+
+
+def test_canonicalize_attaches_the_control_id() -> None:
+    from carefabric.hl7 import canonicalize
+
+    assert canonicalize(DFT_BASIC).control_id == "DFT0001"
+    with pytest.raises(HL7ParseError) as info:
+        canonicalize(message(msh("DFT^P03", "CID9"), pid(), pv1(), "F"))
+    assert info.value.control_id == "CID9" and "truncated" in info.value.reason

@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from airflow_runtime import airflow_env, ensure_metadata_db, load_settings  # noqa: E402
+
 from carefabric.config import data_dir  # noqa: E402
 from carefabric.store.db import upgrade  # noqa: E402
 

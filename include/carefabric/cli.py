@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -203,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"carefabric: {exc.target}: {exc.reason}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `carefabric hl7 big.hl7 | head`
+    except BrokenPipeError:  # `carefabric hl7 big.hl7 | head`: stop quietly, no flush error at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
         return 130

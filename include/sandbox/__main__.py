@@ -293,7 +293,8 @@ def cmd_install(args: argparse.Namespace) -> int:
         return 2
     urls = _urls(args)
     base = _base(args)
-    for peer, name in (("erp", "erp_master.json"), ("billing", "billing_seed.json")):
+    peers = () if args.sftp_only else (("erp", "erp_master.json"), ("billing", "billing_seed.json"))
+    for peer, name in peers:
         path = scenario / name
         if path.exists():
             result = _post_json(f"{urls[peer]}/_sandbox/load", path.read_bytes())
@@ -310,6 +311,8 @@ def cmd_install(args: argparse.Namespace) -> int:
             _copy_atomic(file, inbound / file.name)
             copied += 1
     _say(f"sftp: {copied} 835 file(s) into {sftp_root / 'inbound'}")
+    if args.sftp_only:
+        return 0
     if args.landing_dir:
         landing = Path(args.landing_dir)
         landing.mkdir(parents=True, exist_ok=True)
@@ -382,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--billing-url")
     p.add_argument("--sftp-root", type=Path, help="default: <sandbox dir>/sftp_root")
     p.add_argument("--landing-dir", type=Path, help="default: carefabric.config.landing_dir()")
+    p.add_argument("--sftp-only", action="store_true", help="only (re-)deliver the 835 files, as a payer re-sending")
     p.set_defaults(func=cmd_install)
 
     p = sub.add_parser("fault", help="arm a fault on an HTTP peer")

@@ -44,7 +44,7 @@ from carefabric.hl7.datatypes import is_hl7_date, parse_datetime, parse_number
 from carefabric.hl7.errors import HL7ParseError
 from carefabric.hl7.escapes import Delimiters, unescape
 from carefabric.hl7.framing import RawMessage
-from carefabric.hl7.message import Message, parse
+from carefabric.hl7.message import Message, parse, peek_control_id
 
 __all__ = ["ADT_EVENTS", "CanonicalResult", "ROUTED_TYPES", "canonicalize", "to_canonical"]
 
@@ -131,13 +131,6 @@ def _ts(text: str, label: str, cid: str) -> dt.datetime | None:
         return None
     try:
         return parse_datetime(text)
-    except ValueError as exc:
-        raise HL7ParseError(f"{label}: {exc}", cid) from None
-
-
-def _num(text: str, label: str, cid: str) -> Decimal:
-    try:
-        return parse_number(text)
     except ValueError as exc:
         raise HL7ParseError(f"{label}: {exc}", cid) from None
 
@@ -318,13 +311,17 @@ def _charges(
         if not cdm:
             raise HL7ParseError(f"FT1 {line}: FT1-7 transaction code (CDM) is missing", cid)
 
-        q_text = first(f[10]).strip()
-        quantity = _num(q_text, f"FT1 {line}: FT1-10 quantity", cid) if q_text else _ONE
-        u_text = first(f[12]).strip()
-        unit = _num(u_text, f"FT1 {line}: FT1-12 unit amount", cid) if u_text else None
-        x_text = first(f[11]).strip()
-        if x_text:
-            amount = _num(x_text, f"FT1 {line}: FT1-11 extended amount", cid)
+        q_text, x_text, u_text = first(f[10]), first(f[11]), first(f[12])
+        label = "FT1-10 quantity"
+        try:
+            quantity = parse_number(q_text.strip()) if q_text else _ONE
+            label = "FT1-12 unit amount"
+            unit = parse_number(u_text.strip()) if u_text else None
+            label = "FT1-11 extended amount"
+            amount = parse_number(x_text.strip()) if x_text else None
+        except ValueError as exc:
+            raise HL7ParseError(f"FT1 {line}: {label}: {exc}", cid) from None
+        if amount is not None:
             if unit is not None and abs(amount) != abs(quantity * unit):
                 warnings.append(
                     f"FT1 {line}: FT1-11 {amount} differs from FT1-10 x FT1-12 = {quantity * unit}; FT1-11 used"
@@ -379,5 +376,9 @@ def _charges(
 
 def canonicalize(raw: RawMessage | str) -> CanonicalResult:
     """``to_canonical(parse(raw))``, with MSH-10 attached to any error raised on the way."""
-    msg = parse(raw)
-    return to_canonical(msg)
+    try:
+        return to_canonical(parse(raw))
+    except HL7ParseError as exc:
+        if exc.control_id is None:
+            exc.control_id = peek_control_id(raw if isinstance(raw, str) else raw.text)
+        raise

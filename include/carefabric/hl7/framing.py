@@ -184,6 +184,7 @@ class _Framer:
         self.report = report
         self.max_message_bytes = max_message_bytes
         self.envelope: Envelope | None = None
+        self.file_envelope: Envelope | None = None
         self.file_open = False
         self.batch_open = False
         self.batch_messages = 0
@@ -221,6 +222,7 @@ class _Framer:
                 file_comment=_opt(p, 10, comp),
                 file_control_id=_opt(p, 11, comp),
             )
+            self.file_envelope = self.envelope
             report.envelopes.append(self.envelope)
         elif tag == b"BHS":
             if self.batch_open:
@@ -256,6 +258,7 @@ class _Framer:
                 )
             self.batch_open = False
             self.batch_messages = 0
+            self.envelope = self.file_envelope if self.file_open else None
         else:  # FTS
             count = _opt(p, 1, comp)
             if not self.file_open:
@@ -266,7 +269,7 @@ class _Framer:
                 )
             self.file_open = False
             self.batch_open = False
-            self.envelope = None
+            self.envelope = self.file_envelope = None
 
     # ------------------------------------------------------------------ messages
 

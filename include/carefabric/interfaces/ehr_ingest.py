@@ -59,9 +59,11 @@ CHUNK = 5000
 # --------------------------------------------------------------------------- listing
 
 
-def pending_files(landing: Path, engine: Engine) -> list[str]:
+def pending_files(landing: Path, engine: Engine, *, include_processed: bool = False) -> list[str]:
     """Extract files in the landing folder that have not been processed yet (by sha256)."""
     candidates = sorted(p for p in landing.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    if include_processed:
+        return [str(p) for p in candidates]
     if not candidates:
         return []
     digests = {str(p): file_digest(p)[0] for p in candidates}
