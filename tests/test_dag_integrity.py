@@ -33,7 +33,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.
     monkeypatch_module.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS_DIR), include_examples=False)
+    return DagBag(dag_folder=str(DAGS_DIR))
 
 
 @pytest.fixture(scope="module")

@@ -208,6 +208,7 @@ def _record(
         posting = session.scalars(select(ErpPosting).where(ErpPosting.external_id == external_id)).one()
         insert_ignore(session, ErpPostingLine, [{"posting_id": posting.id, **line} for line in lines], ["posting_id", "line_no"])
         if contributions is not None and len(contributions):
+            contributions = _contribution_keys(contributions, source)
             grouped = contributions.groupby(["record_type", "record_key", "account"], sort=False)["amount_cents"].sum()
             rows = [
                 {"posting_id": posting.id, "record_type": rt, "record_key": rk, "account": acc, "amount_cents": int(amt)}
@@ -215,6 +216,19 @@ def _record(
             ]
             insert_ignore(session, PostingContribution, rows, ["posting_id", "record_type", "record_key", "account"])
         return posting.id, posting.status
+
+
+def _contribution_keys(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Keys the store keeps per contribution. Remittance rows keep their rule (``claim:payment``,
+    ``trace:plb``...) and claims their payer (``CLP01|payer``), so reconciliation can read GL AR
+    relief from CLP04 per claim and payer, and cash per trace, even from a summary journal."""
+    if source != "REMIT" or "component" not in frame.columns:
+        return frame
+    out = frame.copy()
+    out["record_type"] = out["record_type"].astype(str) + ":" + out["component"].astype(str)
+    is_claim = out["record_type"].str.startswith("claim:")
+    out.loc[is_claim, "record_key"] = out.loc[is_claim, "record_key"].astype(str) + "|" + out.loc[is_claim, "payer_id"].astype(str)
+    return out
 
 
 def _send(engine: Engine, posting_id: int, send: Any) -> str:
@@ -333,7 +347,7 @@ def post_remittances(engine: Engine, erp: ErpClient, business_date: dt.date, *, 
                        "amount": format_cents(receipt.amount_cents), "facility": receipt.facility,
                        "company": receipt.company, "receipt_date": receipt.receipt_date.isoformat()}
             contributions = pd.DataFrame(
-                [{"record_type": "trace", "record_key": receipt.trace_number, "account": "1010", "amount_cents": receipt.amount_cents}]
+                [{"record_type": "receipt", "record_key": receipt.trace_number, "account": "1010", "amount_cents": receipt.amount_cents}]
             )
             posting_id, _ = _record(engine, kind="cash", source="CASH", company=company, business_date=business_date,
                                     external_id=receipt.external_id, payload=payload, lines=[], contributions=contributions,

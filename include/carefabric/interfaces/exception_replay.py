@@ -1,0 +1,109 @@
+"""Exception replay: after a crosswalk or master-data fix, map and route held records again.
+
+An operator (or ``erp_master_data``, for exceptions a new mapping resolves) names what to
+replay: exception ids, a reason code, or every open exception of an interface. Held charge lines
+are rebuilt from the store, mapped with today's crosswalks, routed to billing (idempotency key per
+line) and posted to the ERP in their own CHARGES/SUPPLY/INVENTORY documents for their business
+date; their exceptions become ``replayed``. A line that still does not map stays open with one
+more attempt recorded. Every replay is in the audit log with its actor.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Engine
+
+from carefabric.clients.billing import BillingClient
+from carefabric.clients.erp import ErpClient
+from carefabric.interfaces.ehr_ingest import route_charges, supply_row
+from carefabric.interfaces.erp_master_data import charge_from_row
+from carefabric.interfaces.erp_posting import post_charges
+from carefabric.mapping import Held, map_charge
+from carefabric.store import audit, exceptions_repo
+from carefabric.store.bulk import insert_ignore
+from carefabric.store.crosswalks import Crosswalks
+from carefabric.store.db import session_scope
+from carefabric.store.models import Charge, ExceptionRecord, SupplyUsage
+from carefabric.store.types import utcnow
+
+INTERFACE = "exception_replay"
+
+
+def select_exceptions(
+    engine: Engine, *, exception_ids: list[int] | None = None, reason_code: str | None = None, interface: str | None = None
+) -> list[int]:
+    """Ids of the open exceptions a replay request names (at least one criterion is required)."""
+    if not (exception_ids or reason_code or interface):
+        raise ValueError("name exception ids, a reason code or an interface to replay")
+    with session_scope(engine) as s:
+        query = select(ExceptionRecord.id).where(ExceptionRecord.status == "open")
+        if exception_ids:
+            query = query.where(ExceptionRecord.id.in_(exception_ids))
+        if reason_code:
+            query = query.where(ExceptionRecord.reason_code == reason_code)
+        if interface:
+            query = query.where(ExceptionRecord.interface == interface)
+        return sorted(s.scalars(query))
+
+
+def remap_charges(engine: Engine, exception_ids: list[int], *, actor: str) -> dict[str, Any]:
+    """Map the held charges behind these exceptions again; returns the line keys now mapped."""
+    with session_scope(engine) as s:
+        cw = Crosswalks.load(s)
+        pairs = s.execute(
+            select(ExceptionRecord, Charge)
+            .join(Charge, Charge.line_key == ExceptionRecord.record_key)
+            .where(ExceptionRecord.id.in_(exception_ids), ExceptionRecord.record_type == "charge")
+        ).all()
+        mapped_keys: list[str] = []
+        still: dict[str, int] = defaultdict(int)
+        updates, supplies = [], []
+        for exc, row in pairs:
+            outcome = map_charge(charge_from_row(row), cw)
+            if isinstance(outcome, Held):
+                still[outcome.reason_code] += 1
+                # Same cause: one more attempt on the same exception. New cause: its own exception.
+                exceptions_repo.open_exception(
+                    s, kind="business", reason_code=outcome.reason_code, interface=exc.interface, record_type="charge",
+                    record_key=row.line_key, summary=outcome.summary, detail=outcome.detail, actor=actor,
+                )
+                if outcome.reason_code != exc.reason_code:
+                    exceptions_repo.mark_replayed(s, exc, actor=actor, note=f"now held for {outcome.reason_code}")
+                continue
+            updates.append({"b_key": row.line_key, "b_company": outcome.company, "b_cc": outcome.cost_center,
+                            "b_acct": outcome.revenue_account, "b_item": outcome.erp_item})
+            if outcome.is_supply:
+                supplies.append(supply_row(outcome, row.business_date or row.transaction_date))
+            exceptions_repo.mark_replayed(s, exc, actor=actor, note="mapped after crosswalk fix")
+            mapped_keys.append(row.line_key)
+        if updates:
+            table = Charge.__table__
+            s.connection().execute(
+                update(table).where(table.c.line_key == bindparam("b_key")).values(
+                    status="mapped", company=bindparam("b_company"), cost_center=bindparam("b_cc"),
+                    revenue_account=bindparam("b_acct"), erp_item=bindparam("b_item"), updated_at=utcnow(),
+                ),
+                updates,
+            )
+        insert_ignore(s, SupplyUsage, supplies, ["line_key"])
+        audit.record(s, actor, "replay", f"exceptions {exception_ids[:50]}", {"mapped": len(mapped_keys), "still_held": dict(still)})
+    return {"mapped": mapped_keys, "still_held": dict(still)}
+
+
+def replay(
+    engine: Engine, billing: BillingClient, erp: ErpClient, *, exception_ids: list[int], actor: str, mode: str = "summary"
+) -> dict[str, Any]:
+    """Re-map, route and post the records behind ``exception_ids``."""
+    remapped = remap_charges(engine, exception_ids, actor=actor)
+    keys = remapped["mapped"]
+    routed = route_charges(engine, billing, line_keys=keys) if keys else {"routed": 0}
+    posted: dict[str, Any] = {}
+    if keys:
+        with session_scope(engine) as s:
+            dates = sorted(set(s.scalars(select(Charge.business_date).where(Charge.line_key.in_(keys)))))
+        for day in dates:
+            posted[day.isoformat()] = post_charges(engine, erp, day, mode=mode, line_keys=keys)
+    return {"exceptions": len(exception_ids), "mapped": len(keys), "still_held": remapped["still_held"], "routed": routed, "posted": posted}
