@@ -52,7 +52,7 @@ def test_every_interface_has_its_dag(dagbag) -> None:
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_dag_follows_authoring_rules(dagbag, dag_id: str) -> None:
-    dag = dagbag.get_dag(dag_id)
+    dag = dagbag.dags.get(dag_id)
     assert dag is not None
     assert dag.tags, f"{dag_id} has no tags"
     assert dag.description, f"{dag_id} has no description"
