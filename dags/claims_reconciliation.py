@@ -46,11 +46,11 @@ def claims_reconciliation() -> None:
     @task
     def email_finance(result: dict) -> str:
         import pandas as pd
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
+        from airflow.sdk import Connection
         from sqlalchemy import select
 
         from carefabric.interfaces.claims_reconciliation import build_report
-        from carefabric.report import to_mime
+        from carefabric.report import send
         from carefabric.store.db import session_scope
         from carefabric.store.models import ReconciliationItem, ReconciliationRun
 
@@ -68,11 +68,16 @@ def claims_reconciliation() -> None:
             totals = dict(run.control_totals or {})
         report = build_report(engine(), day, items, totals)
         recipients = [r.strip() for r in variable("carefabric_finance_recipients", "finance@hospital.example").split(",")]
-        with SmtpHook(smtp_conn_id="finance_smtp") as hook:
-            sender = hook.from_email or "carefabric@hospital.example"
-            message = to_mime(report, sender=sender, recipients=recipients)
-            hook.smtp_client.send_message(message)
-        return report.subject
+        # The report has an inline chart (multipart/related), which SmtpHook.send_email_smtp cannot
+        # build; the connection still comes from Airflow (``finance_smtp``).
+        conn = Connection.get("finance_smtp")
+        extra = conn.extra_dejson
+        message_id = send(
+            report, host=conn.host, port=int(conn.port or 25), sender=extra.get("from_email", "carefabric@hospital.example"),
+            recipients=recipients, username=conn.login or None, password=conn.password or None,
+            use_tls=not extra.get("disable_tls", False), use_ssl=not extra.get("disable_ssl", True),
+        )
+        return f"{report.subject} ({message_id})"
 
     email_finance(reconcile(refresh_billing_charges()))
 

@@ -110,9 +110,11 @@ def run_dag(env: dict[str, str], dag_id: str, logical_date: str, conf: dict[str,
     args = ["dags", "test", dag_id, logical_date]
     if conf:
         args += ["-c", json.dumps(conf)]
-    result = airflow(env, *args, check=False)
+    # INFO level: the run's final state is only logged there ("DagRun Finished ... state=...").
+    result = airflow(dict(env, AIRFLOW__LOGGING__LOGGING_LEVEL="INFO"), *args, check=False)
     output = (result.stdout or "") + (result.stderr or "")
-    state = "success" if "state=success" in output.split("DagRun Finished")[-1] else "failed"
+    finished = output.split("DagRun Finished")
+    state = "success" if len(finished) > 1 and "state=success" in finished[-1].split("\n")[0] else "failed"
     if result.returncode != 0:
         state = "failed"
     log_dir = Path(env["AIRFLOW_HOME"]) / "dag_test_logs"
