@@ -66,11 +66,12 @@ def settings_to_import_files(settings_path: Path, out_dir: Path, sandbox_dir: Pa
     connections: dict[str, Any] = {}
     for conn in settings.get("connections", []):
         extra = dict(conn.get("conn_extra") or {})
-        if conn["conn_type"] == "sftp" and sandbox_dir is not None:
-            pub = sandbox_dir / "sftp_host_key.pub"
-            if pub.exists():
-                extra["host_key"] = pub.read_text().split()[1]
-                extra["no_host_key_check"] = False
+        if conn["conn_type"] == "sftp" and sandbox_dir is not None and (sandbox_dir / "sftp_host_key").exists():
+            import paramiko
+
+            key = paramiko.RSAKey.from_private_key_file(str(sandbox_dir / "sftp_host_key"))
+            extra["host_key"] = f"{key.get_name()} {key.get_base64()}"
+            extra["no_host_key_check"] = False
         connections[conn["conn_id"]] = {
             "conn_type": conn["conn_type"],
             "host": conn.get("conn_host"),

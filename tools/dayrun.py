@@ -1,0 +1,321 @@
+"""One business day through every DAG, with real Airflow, against running sandbox peers.
+
+Shared by ``make demo`` (tools/demo.py) and the whole-DAG tests (tests/test_dags_e2e.py): the
+steps are the ones a scheduler would take for one business date, then a rerun, then the fix of
+the missing crosswalk entry and its replay. Judged against the generator's ground truth, from
+the peers' own records (what the ERP and billing hold), never from carefabric's store alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from airflow_runtime import airflow_env, ensure_metadata_db, load_settings, run_dag  # noqa: E402
+
+PY = sys.executable
+ORDER = ["erp_master_data", "ehr_ingest", "payer_remittance", "billing_sync", "erp_posting", "claims_reconciliation"]
+
+
+@dataclass
+class Peers:
+    """Where the sandbox peers answer (the defaults of airflow_settings.yaml, or test ports)."""
+
+    erp_url: str
+    billing_url: str
+    sftp_port: int
+    smtp_port: int
+    sandbox_dir: Path
+    sftp_root: Path
+
+    @classmethod
+    def from_ready(cls, sandbox_dir: Path) -> Peers:
+        ready = json.loads((sandbox_dir / "ready.json").read_text())
+        return cls(ready["erp_url"], ready["billing_url"], int(ready["sftp_port"]), int(ready["smtp_port"]),
+                   sandbox_dir, sandbox_dir / "sftp_root")
+
+    def connection_overrides(self) -> dict[str, dict[str, Any]]:
+        def hp(url: str) -> tuple[str, int]:
+            host, port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+            return host, int(port)
+
+        erp_host, erp_port = hp(self.erp_url)
+        billing_host, billing_port = hp(self.billing_url)
+        return {
+            "erp_api": {"host": erp_host, "port": erp_port},
+            "billing_api": {"host": billing_host, "port": billing_port},
+            "payer_sftp": {"port": self.sftp_port},
+            "finance_smtp": {"port": self.smtp_port},
+        }
+
+
+@dataclass
+class DayRun:
+    """State and environment of one business-day run."""
+
+    data: Path
+    peers: Peers
+    business_date: str
+    db_url: str | None = None
+    log: Callable[[str], None] = print
+    states: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, SANDBOX_DIR=str(self.peers.sandbox_dir), CAREFABRIC_DATA_DIR=str(self.data))
+        if self.db_url:
+            env["CAREFABRIC_DB_URL"] = self.db_url
+        return env
+
+    def sandbox(self, *args: str) -> str:
+        result = subprocess.run([PY, "-m", "sandbox", *args], env=self.env, text=True, capture_output=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"sandbox {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def install(self, scenario: Path, *, sftp_only: bool = False) -> None:
+        args = ["install", str(scenario), "--erp-url", self.peers.erp_url, "--billing-url", self.peers.billing_url,
+                "--sftp-root", str(self.peers.sftp_root), "--landing-dir", str(self.data / "landing" / "ehr")]
+        self.sandbox(*args, *(["--sftp-only"] if sftp_only else []))
+
+    def prepare_store(self, scenario: Path) -> dict[str, Any]:
+        from carefabric.store.crosswalks import import_csv_dir
+        from carefabric.store.db import get_engine, session_scope, upgrade
+
+        upgrade(self.db_url)
+        engine = get_engine(self.db_url)
+        with session_scope(engine) as session:
+            imported = import_csv_dir(session, scenario / "crosswalks", actor="demo")
+        engine.dispose()
+        return imported
+
+    def prepare_airflow(self) -> dict[str, str]:
+        extra = {k: v for k, v in self.env.items() if k.startswith(("CAREFABRIC_", "SANDBOX_"))}
+        aenv = airflow_env(self.data / "airflow_home", extra)
+        ensure_metadata_db(aenv)
+        load_settings(aenv, sandbox_dir=self.peers.sandbox_dir, overrides=self.peers.connection_overrides())
+        return aenv
+
+    def arm_erp_fault(self, truth: dict[str, Any]) -> dict[str, Any] | None:
+        import requests
+
+        fault = next((f["erp_fault"] for f in truth["faults"] if "erp_fault" in f), None)
+        if fault:
+            requests.post(f"{self.peers.erp_url}/_sandbox/faults", json={**fault, "retry_after": 1}, timeout=10).raise_for_status()
+        return fault
+
+    def run(self, aenv: dict[str, str], dag_id: str, conf: dict[str, Any], label: str | None = None) -> str:
+        t0 = time.monotonic()
+        state = run_dag(aenv, dag_id, self.business_date, conf)
+        self.states[label or dag_id] = state
+        self.log(f"   {label or dag_id:<34} {state:<8} {time.monotonic() - t0:5.1f}s")
+        return state
+
+    def peer_counts(self) -> dict[str, Any]:
+        return peer_counts(self.peers.erp_url, self.peers.billing_url)
+
+
+def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
+    """Steps 3-8 of the demo for a generated scenario; returns the report with its differences."""
+    truth = json.loads((scenario / "ground_truth.json").read_text())
+    started = time.monotonic()
+    day.log("\n== load the scenario into the peers; migrate the store; import the governed crosswalks")
+    day.install(scenario)
+    day.log(f"   crosswalks: {day.prepare_store(scenario)}")
+    day.log("\n== prepare Airflow (metadata DB, connections and variables from airflow_settings.yaml)")
+    aenv = day.prepare_airflow()
+    fault = day.arm_erp_fault(truth)
+    if fault:
+        day.log(f"   armed: ERP {fault['method']} {fault['path_prefix']} -> {fault['status']} x{fault['count']}")
+
+    conf = {"business_date": day.business_date}
+    day.log(f"\n== run the DAGs for {day.business_date}: {' -> '.join(ORDER)}")
+    for dag_id in ORDER:
+        day.run(aenv, dag_id, conf)
+    first_pass = day.peer_counts()
+
+    day.log("\n== the same day again (extracts re-read, 835s re-delivered): nothing new may post")
+    day.install(scenario, sftp_only=True)
+    day.run(aenv, "ehr_ingest", {**conf, "include_processed": True}, "ehr_ingest (rerun)")
+    day.run(aenv, "payer_remittance", conf, "payer_remittance (rerun)")
+    day.run(aenv, "erp_posting", conf, "erp_posting (rerun)")
+    second_pass = day.peer_counts()
+    rerun_diffs = [] if second_pass == first_pass else [f"rerun changed the peers: {first_pass} -> {second_pass}"]
+
+    day.log("\n== add the missing crosswalk entry, replay its exceptions, reconcile again")
+    fix = truth["after_fix"]["crosswalk"]
+    from carefabric.store.crosswalks import set_cdm
+    from carefabric.store.db import get_engine, session_scope
+
+    engine = get_engine(day.db_url)
+    with session_scope(engine) as session:
+        set_cdm(session, fix["cdm_code"], fix["revenue_account"], erp_item=fix.get("erp_item"),
+                procedure_code=fix.get("procedure_code"), description=fix.get("description"), actor="demo")
+    engine.dispose()
+    day.run(aenv, "exception_replay", {"reason_code": "UNKNOWN_CDM", "actor": "demo"}, "exception_replay (after fix)")
+    day.run(aenv, "claims_reconciliation", conf, "claims_reconciliation (after fix)")
+
+    from sandbox.judge import judge
+
+    summary = store_summary(day.db_url)
+    verdict = judge(scenario / "ground_truth.json", day.peers.erp_url, "erp-sandbox-token", after_fix=True)
+    differences = verdict["differences"] + judge_faults(truth, summary) + rerun_diffs
+    differences += [f"DAG {d} ended {s}" for d, s in day.states.items() if s != "success"]
+    mail = sorted((day.peers.sandbox_dir / "mail").glob("*.eml"))
+    postings = summary["erp_postings"]
+    return {
+        "business_date": day.business_date,
+        "dag_states": dict(day.states),
+        **{k: v for k, v in summary.items() if k != "exceptions"},
+        "exceptions": [{k: v for k, v in e.items() if k != "detail"} for e in summary["exceptions"]],
+        "journals": {
+            "posted": sum(1 for p in postings if p["kind"] == "journal" and p["status"] == "posted"),
+            "debits": sum(p["debits"] for p in postings if p["kind"] == "journal"),
+            "credits": sum(p["credits"] for p in postings if p["kind"] == "journal"),
+        },
+        "inventory_movements": sum(1 for p in postings if p["kind"] == "inventory" and p["status"] == "posted"),
+        "cash_receipts": sum(1 for p in postings if p["kind"] == "cash" and p["status"] == "posted"),
+        "erp_records": {k: verdict[k] for k in ("journals_posted", "inventory_documents", "cash_receipts")},
+        "peers_after_first_pass": first_pass,
+        "peers_after_rerun": second_pass,
+        "erp_faults_pending": _pending_faults(day.peers.erp_url),
+        "email": str(mail[-1]) if mail else None,
+        "differences_from_ground_truth": differences,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _pending_faults(erp_url: str) -> Any:
+    import requests
+
+    return requests.get(f"{erp_url}/_sandbox/state", timeout=10).json().get("faults_pending")
+
+
+def peer_counts(erp_url: str, billing_url: str) -> dict[str, Any]:
+    import requests
+
+    erp = requests.get(f"{erp_url}/_sandbox/state", timeout=10).json()
+    billing = requests.get(f"{billing_url}/_sandbox/state", timeout=10).json()
+    return {"erp": erp.get("counts", erp), "billing": billing.get("counts", billing)}
+
+
+def store_summary(db_url: str | None = None) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from carefabric.store.db import get_engine, session_scope
+    from carefabric.store.models import (
+        Charge,
+        Encounter,
+        ErpPosting,
+        ExceptionRecord,
+        InboundFile,
+        RawMessage,
+        ReconciliationItem,
+        ReconciliationRun,
+        RemitClaim,
+        Remittance,
+        SupplyUsage,
+    )
+
+    engine = get_engine(db_url)
+    out: dict[str, Any] = {}
+    with session_scope(engine) as s:
+        out["files_in"] = dict(s.execute(select(InboundFile.source, func.count()).group_by(InboundFile.source)).all())
+        out["files_by_status"] = dict(s.execute(select(InboundFile.status, func.count()).group_by(InboundFile.status)).all())
+        out["messages_by_type"] = dict(s.execute(select(RawMessage.message_type, func.count()).group_by(RawMessage.message_type)).all())
+        out["messages_by_status"] = dict(s.execute(select(RawMessage.status, func.count()).group_by(RawMessage.status)).all())
+        out["records"] = {
+            "encounters": s.scalar(select(func.count()).select_from(Encounter)),
+            "charges": s.scalar(select(func.count()).select_from(Charge)),
+            "charges_by_status": dict(s.execute(select(Charge.status, func.count()).group_by(Charge.status)).all()),
+            "supply_usage": s.scalar(select(func.count()).select_from(SupplyUsage)),
+            "remittances": s.scalar(select(func.count()).select_from(Remittance)),
+            "remit_claims": s.scalar(select(func.count()).select_from(RemitClaim)),
+        }
+        out["exceptions_by_reason"] = {
+            f"{reason} ({status})": n
+            for reason, status, n in s.execute(
+                select(ExceptionRecord.reason_code, ExceptionRecord.status, func.count()).group_by(
+                    ExceptionRecord.reason_code, ExceptionRecord.status
+                )
+            ).all()
+        }
+        postings = list(s.scalars(select(ErpPosting).order_by(ErpPosting.id)))
+        out["erp_postings"] = [
+            {"kind": p.kind, "source": p.source, "status": p.status, "external_id": p.external_id,
+             "debits": p.debit_cents / 100, "credits": p.credit_cents / 100, "document": p.erp_document_id}
+            for p in postings
+        ]
+        run = s.scalars(select(ReconciliationRun).order_by(ReconciliationRun.id.desc())).first()
+        if run is not None:
+            out["reconciliation"] = {
+                "run": run.run_number,
+                "by_check_and_status": {
+                    f"{c}:{st}": n
+                    for c, st, n in s.execute(
+                        select(ReconciliationItem.check_name, ReconciliationItem.status, func.count())
+                        .where(ReconciliationItem.run_id == run.id)
+                        .group_by(ReconciliationItem.check_name, ReconciliationItem.status)
+                    ).all()
+                },
+                "unmatched": [
+                    {"check": i.check_name, "key": i.item_key, "status": i.status, "variance_cents": i.variance_cents}
+                    for i in s.scalars(
+                        select(ReconciliationItem).where(ReconciliationItem.run_id == run.id, ReconciliationItem.status != "matched")
+                    )
+                ],
+            }
+        exceptions = [
+            {"reason": e.reason_code, "status": e.status, "record": e.record_key, "summary": e.summary, "detail": e.detail or {}}
+            for e in s.scalars(select(ExceptionRecord))
+        ]
+    engine.dispose()
+    out["exceptions"] = exceptions
+    return out
+
+
+def judge_faults(truth: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """Every injected fault surfaces as its exception or reconciliation item; nothing else is flagged."""
+    diffs: list[str] = []
+    fixed = truth.get("after_fix", {}).get("crosswalk", {}).get("cdm_code")
+    exceptions = summary["exceptions"]
+    open_exc = [e for e in exceptions if e["status"] == "open"]
+    unmatched = summary.get("reconciliation", {}).get("unmatched", [])
+    expected_reasons = set()
+    expected_recon = set()
+    for fault in truth["faults"]:
+        ref = str(fault.get("reference"))
+        if "reconciliation" in fault:
+            expected_recon.add((fault["reconciliation"], ref))
+            if not any(i["status"] == fault["reconciliation"] and ref in i["key"] for i in unmatched):
+                diffs.append(f"fault {fault['fault']}: no reconciliation item {fault['reconciliation']} for {ref}")
+            continue
+        if not fault.get("expect_open", True):
+            if any(e["reason"] == fault["exception"] for e in open_exc):
+                diffs.append(f"fault {fault['fault']}: an exception {fault['exception']} is still open")
+            continue
+        expected_reasons.add(fault["exception"])
+        want = "replayed" if ref == fixed else "open"  # the fault the demo fixes must be replayed
+        hits = [e for e in exceptions if e["reason"] == fault["exception"] and ref in json.dumps(e)]
+        if not hits:
+            diffs.append(f"fault {fault['fault']}: no exception {fault['exception']} mentioning {ref}")
+        elif any(e["status"] != want for e in hits):
+            diffs.append(f"fault {fault['fault']}: exception {fault['exception']} for {ref} is not {want}")
+    for e in open_exc:
+        if e["reason"] not in expected_reasons:
+            diffs.append(f"unexpected open exception {e['reason']}: {e['summary']}")
+    for item in unmatched:
+        if not any(item["status"] == st and ref in item["key"] for st, ref in expected_recon):
+            diffs.append(f"unexpected reconciliation item {item['check']} {item['key']}: {item['status']}")
+    return diffs
+
+
