@@ -20,7 +20,7 @@ demo: venv
 	$(PY) tools/demo.py $(DEMO_ARGS)
 
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 airflow: venv
 	bash tools/airflow_standalone.sh

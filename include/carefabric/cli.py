@@ -10,6 +10,26 @@ messages are errors (they are in the JSON, with their reason), 2 the file could 
 holds nothing usable; then stderr gets exactly one line ``carefabric: <file>: <reason>`` and
 there is never a traceback. Subcommands live in ``_SUBCOMMANDS`` so more can be added
 (``crosswalk``, ``exceptions``) without touching the others.
+
+Operator commands against the integration store (``CAREFABRIC_DB_URL``, default the SQLite
+store under ``data/``), JSON on stdout, the same views as the web console
+(``carefabric.console``):
+
+    carefabric db upgrade | db current
+    carefabric crosswalk import DIR [--actor A]
+    carefabric crosswalk set cdm CODE --revenue-account A [--erp-item I] [--procedure-code P]
+                                      [--description D] --actor NAME
+    carefabric crosswalk set department FACILITY DEPT --cost-center CC --actor NAME
+    carefabric crosswalk set payer X12_ID --erp-payer P --actor NAME
+    carefabric crosswalk show [TABLE]
+    carefabric exceptions list [--status S|all] [--interface I] [--reason R] [--kind K] [--limit N]
+    carefabric exceptions show ID | discard ID --note N --actor A | resolve ID --actor A [--note N]
+    carefabric exceptions replay (ID... | --reason R | --interface I) --actor A
+    carefabric trace KEY
+    carefabric health [--day YYYY-MM-DD]
+
+A bad argument, an unknown id, a store that is not reachable or not migrated: one line on
+stderr (``carefabric: <target>: <reason>``) and exit code 2.
 """
 
 from __future__ import annotations
@@ -24,7 +44,7 @@ import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from carefabric import phi
 
@@ -171,6 +191,326 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# --------------------------------------------------------------------------- store commands
+
+
+def _store_target() -> str:
+    """The store URL without its password (for error lines)."""
+    from sqlalchemy.engine import make_url
+
+    from carefabric import config
+
+    try:
+        return make_url(config.db_url()).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported as it is
+        return "store"
+
+
+def _print_json(out: TextIO, value: Any) -> None:
+    out.write(json.dumps(_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def _with_store(fn: Callable[[Any, argparse.Namespace, TextIO], int]) -> _Handler:
+    """Run ``fn(engine, args, out)``; store and input failures become one-line errors."""
+
+    def handler(args: argparse.Namespace, out: TextIO) -> int:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from carefabric.console.actions import ActionError
+        from carefabric.store.db import get_engine
+
+        target = _store_target()
+        try:
+            engine = get_engine()
+        except Exception as exc:  # noqa: BLE001 - bad URL, missing driver
+            raise CliError(target, _one_line(exc)) from None
+        try:
+            return fn(engine, args, out)
+        except LookupError as exc:
+            raise CliError(getattr(args, "target", None) or target, str(exc).strip("'\"")) from None
+        except ActionError as exc:
+            raise CliError(getattr(args, "target", None) or target, str(exc)) from None
+        except SQLAlchemyError as exc:
+            reason = _one_line(getattr(exc, "orig", None) or exc)
+            if "no such table" in reason or "does not exist" in reason:
+                reason += " (run `carefabric db upgrade`)"
+            raise CliError(target, reason) from None
+        finally:
+            engine.dispose()
+
+    return handler
+
+
+def _session(engine: Any) -> Any:
+    from carefabric.store.db import session_scope
+
+    return session_scope(engine)
+
+
+def _cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric import config
+    from carefabric.store import db
+
+    url = config.db_url()
+    target = _store_target()
+    try:
+        before = db.current_revision(url)
+        db.upgrade(url)
+        after = db.current_revision(url)
+    except Exception as exc:  # noqa: BLE001 - any migration failure is one line
+        raise CliError(target, _one_line(getattr(exc, "orig", None) or exc)) from None
+    _print_json(out, {"store": target, "from": before, "revision": after, "head": db.head_revision()})
+    return 0
+
+
+def _cmd_db_current(args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric import config
+    from carefabric.store import db
+
+    target = _store_target()
+    try:
+        revision = db.current_revision(config.db_url())
+    except Exception as exc:  # noqa: BLE001
+        raise CliError(target, _one_line(getattr(exc, "orig", None) or exc)) from None
+    head = db.head_revision()
+    _print_json(out, {"store": target, "revision": revision, "head": head, "up_to_date": revision == head})
+    return 0
+
+
+def _crosswalk_import(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.store.crosswalks import CrosswalkError, import_csv_dir
+
+    folder = Path(args.dir)
+    args.target = str(folder)
+    if not folder.is_dir():
+        raise CliError(str(folder), "no such directory" if not folder.exists() else "not a directory")
+    actor = _actor(args.actor)
+    try:
+        with _session(engine) as s:
+            result = import_csv_dir(s, folder, actor)
+    except (CrosswalkError, OSError, UnicodeDecodeError) as exc:
+        raise CliError(str(folder), _one_line(exc)) from None
+    if not result:
+        raise CliError(str(folder), "no crosswalk CSV (departments.csv, cdm.csv, payers.csv, facilities.csv)")
+    _print_json(out, {"imported": result, "actor": actor})
+    return 0
+
+
+def _actor(value: str | None) -> str:
+    from carefabric.console.actions import ActionError, clean_actor
+
+    try:
+        return clean_actor(value, default="cli")
+    except ActionError as exc:
+        raise CliError("--actor", str(exc)) from None
+
+
+def _crosswalk_set(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import actions
+
+    actor = _actor(args.actor)
+    with _session(engine) as s:
+        if args.table == "cdm":
+            args.target = f"cdm {args.code}"
+            row = actions.set_cdm(
+                s, args.code, revenue_account=args.revenue_account, erp_item=args.erp_item,
+                procedure_code=args.procedure_code, description=args.description, actor=actor,
+            )
+        elif args.table == "department":
+            args.target = f"department {args.facility}/{args.department}"
+            row = actions.set_department(s, args.facility, args.department, cost_center=args.cost_center, actor=actor)
+        else:
+            args.target = f"payer {args.x12_payer_id}"
+            row = actions.set_payer(s, args.x12_payer_id, erp_payer_id=args.erp_payer, actor=actor)
+    _print_json(out, row)
+    return 0
+
+
+def _crosswalk_show(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import queries
+    from carefabric.store.crosswalks import SPECS
+
+    tables = [args.table] if args.table else list(SPECS)
+    with _session(engine) as s:
+        result = {name: queries.crosswalk_rows(s, name)["rows"] for name in tables}
+    _print_json(out, result if not args.table else {"table": args.table, "rows": result[args.table]})
+    return 0
+
+
+def _exceptions_list(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import queries
+
+    with _session(engine) as s:
+        page = queries.list_exceptions(
+            s, status=None if args.status == "all" else args.status, interface=args.interface,
+            reason_code=args.reason, kind=args.kind, page=1, page_size=args.limit,
+        )
+    _print_json(out, {"total": page["total"], "shown": len(page["items"]), "filters": page["filters"],
+                      "items": page["items"]})
+    return 0
+
+
+def _exceptions_show(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import queries
+
+    args.target = f"exception {args.id}"
+    with _session(engine) as s:
+        _print_json(out, queries.exception_detail(s, args.id))
+    return 0
+
+
+def _exceptions_discard(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import actions
+
+    args.target = f"exception {args.id}"
+    actor = _actor(args.actor)
+    with _session(engine) as s:
+        _print_json(out, actions.discard(s, args.id, actor=actor, note=args.note))
+    return 0
+
+
+def _exceptions_resolve(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import actions
+
+    args.target = f"exception {args.id}"
+    actor = _actor(args.actor)
+    with _session(engine) as s:
+        _print_json(out, actions.resolve(s, args.id, actor=actor, note=args.note))
+    return 0
+
+
+def _exceptions_replay(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    """Without billing/ERP clients the CLI does what the console does: check and print the DAG command."""
+    from carefabric.console import actions
+
+    args.target = "replay"
+    actor = _actor(args.actor)
+    _print_json(out, actions.replay(engine, exception_ids=args.ids or None, reason_code=args.reason,
+                                    interface=args.interface, actor=actor))
+    return 0
+
+
+def _cmd_trace_store(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import queries
+
+    args.target = args.key
+    with _session(engine) as s:
+        try:
+            result = queries.trace(s, args.key)
+        except ValueError as exc:
+            raise CliError(repr(args.key), str(exc)) from None
+    if not result["found"]:
+        raise CliError(args.key, "nothing in the store matches (line key, control id, claim id, trace number, file)")
+    _print_json(out, result)
+    return 0
+
+
+def _cmd_health_store(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from carefabric.console import queries
+
+    with _session(engine) as s:
+        _print_json(out, queries.health(s, args.day))
+    return 0
+
+
+def _date_arg(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _add_store_commands(sub: Any) -> None:
+    from carefabric.store.crosswalks import SPECS
+    from carefabric.store.models import EXCEPTION_KINDS, EXCEPTION_STATUSES
+
+    db = sub.add_parser("db", help="integration store migrations").add_subparsers(
+        dest="db_command", metavar="ACTION", required=True
+    )
+    db.add_parser("upgrade", help="apply the Alembic migrations up to head").set_defaults(handler=_cmd_db_upgrade)
+    db.add_parser("current", help="print the store's revision and the head").set_defaults(handler=_cmd_db_current)
+
+    cw = sub.add_parser("crosswalk", help="governed crosswalks: import, set, show").add_subparsers(
+        dest="cw_command", metavar="ACTION", required=True
+    )
+    p = cw.add_parser("import", help="load departments/cdm/payers/facilities CSV files from DIR")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--actor", default="cli", help="who imports (audit log); default cli")
+    p.set_defaults(handler=_with_store(_crosswalk_import))
+    setp = cw.add_parser("set", help="add or change one mapping (versioned, audited)").add_subparsers(
+        dest="table", metavar="TABLE", required=True
+    )
+    p = setp.add_parser("cdm", help="chargemaster code -> revenue account, ERP item, procedure code")
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("--revenue-account", required=True)
+    p.add_argument("--erp-item")
+    p.add_argument("--procedure-code")
+    p.add_argument("--description")
+    p.add_argument("--actor", required=True)
+    p.set_defaults(handler=_with_store(_crosswalk_set))
+    p = setp.add_parser("department", help="(facility, department) -> cost center")
+    p.add_argument("facility", metavar="FACILITY")
+    p.add_argument("department", metavar="DEPARTMENT")
+    p.add_argument("--cost-center", required=True)
+    p.add_argument("--actor", required=True)
+    p.set_defaults(handler=_with_store(_crosswalk_set))
+    p = setp.add_parser("payer", help="X12 payer id -> ERP payer id")
+    p.add_argument("x12_payer_id", metavar="X12_PAYER_ID")
+    p.add_argument("--erp-payer", required=True)
+    p.add_argument("--actor", required=True)
+    p.set_defaults(handler=_with_store(_crosswalk_set))
+    p = cw.add_parser("show", help="print a crosswalk (or all) with versions")
+    p.add_argument("table", metavar="TABLE", nargs="?", choices=list(SPECS))
+    p.set_defaults(handler=_with_store(_crosswalk_show))
+
+    ex = sub.add_parser("exceptions", help="the exception queue: list, show, discard, resolve, replay").add_subparsers(
+        dest="ex_command", metavar="ACTION", required=True
+    )
+    p = ex.add_parser("list", help="exceptions, newest first (open ones unless --status says otherwise)")
+    p.add_argument("--status", default="open", choices=[*EXCEPTION_STATUSES, "all"])
+    p.add_argument("--interface")
+    p.add_argument("--reason", help="reason code, e.g. UNKNOWN_CDM")
+    p.add_argument("--kind", choices=list(EXCEPTION_KINDS))
+    p.add_argument("--limit", type=_positive, default=100)
+    p.set_defaults(handler=_with_store(_exceptions_list))
+    p = ex.add_parser("show", help="one exception with its history")
+    p.add_argument("id", metavar="ID", type=_positive)
+    p.set_defaults(handler=_with_store(_exceptions_show))
+    p = ex.add_parser("discard", help="discard an open exception (note required; audited)")
+    p.add_argument("id", metavar="ID", type=_positive)
+    p.add_argument("--note", required=True)
+    p.add_argument("--actor", required=True)
+    p.set_defaults(handler=_with_store(_exceptions_discard))
+    p = ex.add_parser("resolve", help="mark an open exception resolved (audited)")
+    p.add_argument("id", metavar="ID", type=_positive)
+    p.add_argument("--note")
+    p.add_argument("--actor", required=True)
+    p.set_defaults(handler=_with_store(_exceptions_resolve))
+    p = ex.add_parser("replay", help="check which would map now and print the exception_replay DAG command")
+    p.add_argument("ids", metavar="ID", type=_positive, nargs="*")
+    p.add_argument("--reason")
+    p.add_argument("--interface")
+    p.add_argument("--actor", required=True)
+    p.set_defaults(handler=_with_store(_exceptions_replay))
+
+    p = sub.add_parser("trace", help="a record's path: file, message, charges, exceptions, postings, reconciliation")
+    p.add_argument("key", metavar="KEY", help="line key, message control id, claim id, trace number, file sha256 or name")
+    p.set_defaults(handler=_with_store(_cmd_trace_store))
+    p = sub.add_parser("health", help="interface health as JSON (files, exceptions, postings, reconciliation)")
+    p.add_argument("--day", type=_date_arg, help="the day to count files for (UTC); default today")
+    p.set_defaults(handler=_with_store(_cmd_health_store))
+
+
 # --------------------------------------------------------------------------- main
 
 _Handler = Callable[[argparse.Namespace, TextIO], int]
@@ -179,9 +519,9 @@ _SUBCOMMANDS: dict[str, _Handler] = {"hl7": _cmd_hl7, "835": _cmd_835}
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; later subcommands register on ``parser._subparsers`` the same way."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="carefabric",
-        description="Healthcare integration fabric: inspect feed files as the pipeline reads them.",
+        description="Healthcare integration fabric: inspect feed files, run the store, work the exception queue.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("hl7", help="print canonical JSON of every message of an HL7 v2 file")
@@ -192,7 +532,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--show-phi", action="store_true", help="print patient names and member ids in clear")
     p.set_defaults(handler=_cmd_835)
+    _add_store_commands(sub)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line (``carefabric exceptions show: argument ID: ...``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -680,6 +680,8 @@ def trace(session: Session, key: str) -> dict[str, Any]:
     for f in t.files.values():
         conds.append(ExceptionRecord.record_key == f.sha256)
         conds.append(ExceptionRecord.record_key == f"{f.name}|{f.sha256[:12]}")
+        # The same bytes delivered under another name (a duplicate) are keyed by that name.
+        conds.append((ExceptionRecord.record_type == "file") & ExceptionRecord.record_key.endswith(f"|{f.sha256[:12]}"))
     error_keys = [
         f"{t.files[m.file_id].sha256[:12]}#{m.position}"
         for m in t.messages.values()

@@ -1,0 +1,177 @@
+"""Shared helpers for the interface tests: a real store at head, a small generated day, its
+crosswalks and ERP master data, REST clients for the sandbox peers, and store queries.
+
+Not a conftest: test modules import what they need (``import scenario``); fixtures stay in the
+modules so each one shows what it starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from carefabric.clients.billing import BillingClient
+from carefabric.clients.erp import ErpClient
+from carefabric.clients.rest import RestClient
+from carefabric.interfaces.erp_master_data import TABLES, _rows
+from carefabric.store import db
+from carefabric.store.bulk import upsert
+from carefabric.store.crosswalks import import_csv_dir
+from carefabric.store.db import session_scope
+from carefabric.store.models import ExceptionRecord
+from sandbox import BILLING_TOKEN, ERP_TOKEN
+from sandbox.generator import generate
+
+BUSINESS_DATE = dt.date(2024, 3, 5)
+SEED = 7
+# erp_master.json section -> the ERP list name ``erp_master_data`` replicates it from
+MASTER_SECTIONS = {
+    "companies": "companies", "cost_centers": "cost-centers", "gl_accounts": "gl-accounts", "items": "items",
+    "locations": "locations", "payers": "payers", "periods": "periods",
+}
+
+
+# --------------------------------------------------------------------------- store
+
+
+@contextmanager
+def migrated_store(store_url: str) -> Iterator[Engine]:
+    """An empty store of its own migrated to head: the test's SQLite file, or a fresh PostgreSQL
+    schema inside the session's scratch database (dropped afterwards)."""
+    schema = None
+    url = store_url
+    if not store_url.startswith("sqlite"):
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(store_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        url = f"{store_url}?options=-csearch_path%3D{schema}"
+    db.upgrade(url)
+    engine = db.get_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        if schema is not None:
+            admin = sa.create_engine(store_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+def generate_day(out: Path, *, encounters: int = 12, facilities: int = 3, seed: int = SEED,
+                 day: dt.date = BUSINESS_DATE) -> dict[str, Any]:
+    """Generate one business day into ``out``; return its ground truth."""
+    generate(out, seed=seed, encounters=encounters, days=1, facilities=facilities, start_date=day)
+    return json.loads((out / "ground_truth.json").read_text())
+
+
+def erp_master(scenario_dir: Path) -> dict[str, Any]:
+    return json.loads((scenario_dir / "erp_master.json").read_text())
+
+
+def import_crosswalks(engine: Engine, scenario_dir: Path) -> dict[str, dict[str, int]]:
+    with session_scope(engine) as session:
+        return import_csv_dir(session, scenario_dir / "crosswalks", actor="test")
+
+
+def load_master_rows(engine: Engine, master: dict[str, Any]) -> dict[str, int]:
+    """Store the ERP master rows the way ``erp_master_data.replicate`` does (same row shaping,
+    same upsert), without an ERP in between."""
+    counts: dict[str, int] = {}
+    with session_scope(engine) as session:
+        for section, kind in MASTER_SECTIONS.items():
+            model, keys = TABLES[kind]
+            columns = {c.name for c in model.__table__.columns}
+            rows = [{k: v for k, v in r.items() if k in columns} for r in _rows(kind, master.get(section, []))]
+            upsert(session, model, rows, keys)
+            counts[kind] = len(rows)
+    return counts
+
+
+def seed_store(engine: Engine, scenario_dir: Path) -> None:
+    """Crosswalks and ERP master of the scenario in the store: what a day starts from."""
+    import_crosswalks(engine, scenario_dir)
+    load_master_rows(engine, erp_master(scenario_dir))
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def erp_client(url: str, **kwargs: Any) -> ErpClient:
+    return ErpClient(RestClient(url, ERP_TOKEN, **kwargs))
+
+
+def billing_client(url: str, **kwargs: Any) -> BillingClient:
+    return BillingClient(RestClient(url, BILLING_TOKEN, **kwargs))
+
+
+def admin(url: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``POST /_sandbox/<action>`` on an HTTP peer (load, reset, faults)."""
+    response = requests.post(f"{url}/_sandbox/{action}", json=body or {}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def peer_state(url: str) -> dict[str, Any]:
+    response = requests.get(f"{url}/_sandbox/state", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def peer_list(url: str, token: str, path: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every item of a paginated list, read with plain HTTP (the peer's own records)."""
+    items: list[dict[str, Any]] = []
+    query = dict(params or {}, limit="500")
+    while True:
+        response = requests.get(f"{url}/api/v1{path}", params=query, headers={"Authorization": f"Bearer {token}"},
+                                timeout=10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items.extend(body["data"])
+        if not body.get("next_cursor"):
+            return items
+        query["cursor"] = body["next_cursor"]
+
+
+def erp_journals(url: str, day: dt.date = BUSINESS_DATE, source: str | None = None) -> list[dict[str, Any]]:
+    params = {"journal_date": day.isoformat()} | ({"source": source} if source else {})
+    return peer_list(url, ERP_TOKEN, "/journal-batches", params)
+
+
+def billing_charges(url: str, day: dt.date = BUSINESS_DATE) -> list[dict[str, Any]]:
+    return peer_list(url, BILLING_TOKEN, "/charges", {"service_date": day.isoformat()})
+
+
+# --------------------------------------------------------------------------- store queries
+
+
+def count(engine: Engine, model: Any, *where: Any) -> int:
+    with session_scope(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def rows(engine: Engine, model: Any, *where: Any, order_by: Any = None) -> list[Any]:
+    with session_scope(engine) as session:
+        query = select(model).where(*where)
+        if order_by is not None:
+            query = query.order_by(order_by)
+        return list(session.scalars(query))
+
+
+def exceptions(engine: Engine, *where: Any) -> list[ExceptionRecord]:
+    return rows(engine, ExceptionRecord, *where, order_by=ExceptionRecord.id)
