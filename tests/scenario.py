@@ -175,3 +175,32 @@ def rows(engine: Engine, model: Any, *where: Any, order_by: Any = None) -> list[
 
 def exceptions(engine: Engine, *where: Any) -> list[ExceptionRecord]:
     return rows(engine, ExceptionRecord, *where, order_by=ExceptionRecord.id)
+
+
+# --------------------------------------------------------------------------- HL7 files
+
+
+def hl7_messages(batch: bytes) -> list[bytes]:
+    """The MSH..end messages of a generated FHS/BHS batch (envelope segments dropped)."""
+    body = batch.split(b"\rBTS|")[0]
+    return [b"MSH|" + part.rstrip(b"\r") + b"\r" for part in body.split(b"MSH|")[1:]]
+
+
+def with_control_id(message: bytes, control_id: str) -> bytes:
+    fields = message.split(b"|", 10)
+    fields[9] = control_id.encode()
+    return b"|".join(fields)
+
+
+def write_big_hl7(path: Path, messages: list[bytes], target_bytes: int) -> int:
+    """Stream copies of ``messages`` (control ids made unique) until the file reaches
+    ``target_bytes``; returns the number of messages written. Never holds the file in memory."""
+    written = size = 0
+    with path.open("wb") as out:
+        while size < target_bytes:
+            for message in messages:
+                data = with_control_id(message, f"BIG{written:010d}")
+                out.write(data)
+                size += len(data)
+                written += 1
+    return written

@@ -66,6 +66,7 @@ def test_business_day_through_every_dag(tmp_path: Path, store_db: str, monkeypat
                       servers.sftp_root)
         day = DayRun(data=data, peers=peers, business_date=BUSINESS_DATE, db_url=store_db, log=lambda _: None)
         report = run_day(day, scenario)
+        peer_databases = [(sandbox_dir / "erp.db").read_bytes(), (sandbox_dir / "billing.db").read_bytes()]
 
     (tmp_path / "report.json").write_text(json.dumps(report, indent=2, default=str))
     assert report["differences_from_ground_truth"] == []
@@ -78,3 +79,38 @@ def test_business_day_through_every_dag(tmp_path: Path, store_db: str, monkeypat
     # The held line was replayed after its crosswalk fix, and an email went to finance.
     assert any(e["reason"] == "UNKNOWN_CDM" and e["status"] == "replayed" for e in report["exceptions"])
     assert report["email"] and Path(report["email"]).read_bytes().count(b"Content-Type: text/csv") == 1
+
+    # No PHI outside the raw message store: not in the email, the peers' databases, exceptions or logs.
+    phi = _phi_values(scenario)
+    assert len(phi) > 20
+    places = {
+        "finance email": Path(report["email"]).read_bytes(),
+        "ERP and billing databases": b"".join(peer_databases),
+        "exception summaries": json.dumps(report["exceptions"]).encode(),
+        "Airflow task logs": b"".join(p.read_bytes() for p in (data / "airflow_home").rglob("*.log")),
+    }
+    for place, content in places.items():
+        leaked = sorted(v for v in phi if v.encode() in content)
+        assert not leaked, f"PHI in {place}: {leaked[:3]}"
+
+
+def _phi_values(scenario: Path) -> set[str]:
+    """MRNs and family names the generated HL7 carries in PID-3 and PID-5."""
+    from carefabric.hl7 import iter_messages, parse
+
+    values: set[str] = set()
+    for path in (scenario / "ehr").glob("*.hl7"):
+        for raw in iter_messages(path):
+            try:
+                pid = parse(raw).segment("PID")
+            except Exception:  # noqa: BLE001 - the injected malformed message has no usable PID
+                continue
+            if pid is None:
+                continue
+            for rep in range(1, len(pid.repetitions(3)) + 1):
+                if pid.get(3, 5, repetition=rep) == "MR":
+                    values.add(pid.get(3, 1, repetition=rep))
+            family = pid.get(5, 1)
+            if len(family) >= 5:
+                values.add(family)
+    return values

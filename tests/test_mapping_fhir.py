@@ -15,9 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import scenario
 from sqlalchemy.engine import Engine
 
-import scenario
 from carefabric import phi
 from carefabric.canonical import Charge, MappedCharge, MappedRemittance
 from carefabric.fhir import iter_resources

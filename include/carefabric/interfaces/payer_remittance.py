@@ -160,6 +160,8 @@ def process_file(
                 detail={"file": path.name, "findings": findings[:20]},
             )
         _finish(session, file_id, "processed" if accepted else "rejected", None)
+    if accepted and result.remittances:
+        _validate(engine, result.remittances, sha, business_date)
     claims = sum(len(r.claims) for r in result.remittances)
     return {
         "file": path.name,
@@ -170,6 +172,33 @@ def process_file(
         "unbalanced": len(unbalanced),
         "held": [h.reason_code for h in held],
     }
+
+
+def _validate(engine: Engine, remits: list[Remittance], sha: str, business_date: dt.date) -> None:
+    """Great Expectations on what will post from this file: its remittances and claims, as frames."""
+    import pandas as pd
+
+    from carefabric.interfaces.common import store_quality
+    from carefabric.quality import validate_frame
+
+    frames = {
+        "remittances": pd.DataFrame(
+            [{"trace_number": r.trace_number, "payment_cents": to_cents(r.payment_amount), "balanced": r.balanced} for r in remits]
+        ),
+        "remit_claims": pd.DataFrame(
+            [
+                {"patient_control_number": c.patient_control_number, "status": c.status,
+                 "charge_cents": to_cents(c.charge), "paid_cents": to_cents(c.paid)}
+                for r in remits
+                for c in r.claims
+            ],
+            columns=["patient_control_number", "status", "charge_cents", "paid_cents"],
+        ),
+    }
+    with session_scope(engine) as session:
+        for dataset, frame in frames.items():
+            store_quality(session, interface=INTERFACE, dataset=dataset, scope=sha, business_date=business_date,
+                          result=validate_frame(dataset, frame))
 
 
 def _remit_key(remit: Remittance) -> str:
