@@ -45,12 +45,11 @@ BUSINESS_DATE = dt.date(2026, 11, 23)
 
 def build_day(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Generate a small scenario and run it through ingest and remittance into a new store."""
-    from sandbox.generator import main as generate
-
     from carefabric.interfaces import erp_master_data, payer_remittance
     from carefabric.interfaces.ehr_ingest import ingest_file
     from carefabric.store.bulk import upsert
     from carefabric.store.crosswalks import import_csv_dir
+    from sandbox.generator import main as generate
 
     monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(root / "data"))
     scenario = root / "scenario"
@@ -218,6 +217,7 @@ def test_health_counts_files_exceptions_postings_and_reconciliation(client: Test
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "payer_remittance" in page.text and "JE-000042" in page.text and "REMIT_UNBALANCED" in page.text
+    assert "2 items" in page.text and "1 unmatched" in page.text and "built-in method" not in page.text
 
 
 # --------------------------------------------------------------------------- exceptions

@@ -474,7 +474,8 @@ def _pad_adt(scenario: Path, landing: Path, extra: int) -> int:
     """Top the HL7 volume up with copies of the day's ADT messages under new control ids."""
     adts: list[str] = []
     for path in sorted((scenario / "ehr").glob("*.hl7")):
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as fh:  # keep the \r segment ends
+            text = fh.read()
         for msg in text.split("\rMSH|")[1:]:
             msg = "MSH|" + msg
             fields = msg.split("|", 10)

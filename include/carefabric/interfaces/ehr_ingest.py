@@ -332,7 +332,9 @@ def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = N
             _flush(engine, batch, cw, stats, quality_rows)
     if validate and quality_rows:
         _validate(engine, quality_rows, sha, business_date)
-    status = "rejected" if stats["messages"] == 0 else "processed"
+    # An HL7 file with no message is malformed; a FHIR bulk export with no resource is a quiet day.
+    empty_is_error = path.suffix.lower() != ".ndjson"
+    status = "rejected" if stats["messages"] == 0 and empty_is_error else "processed"
     with session_scope(engine) as session:
         file_row = session.get(InboundFile, file_id)
         assert file_row is not None

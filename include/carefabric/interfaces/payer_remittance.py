@@ -110,7 +110,9 @@ def process_file(
     except X12Error as exc:
         return _reject(engine, file_id, path.name, validation, findings, "X12_UNREADABLE", f"{path.name}: {exc}")
     if result.errors:
-        reasons = "; ".join(str(e) for e in result.errors)[:400]
+        # The reader's first file-level finding names the cause when the envelope only looks cut
+        # (segments written with other delimiters than the ISA declares read as "no IEA").
+        reasons = "; ".join([*(str(e) for e in result.errors), *result.findings[:1]])[:400]
         return _reject(engine, file_id, path.name, validation, findings, "X12_UNREADABLE", f"{path.name}: {reasons}")
 
     with session_scope(engine) as session:
