@@ -60,24 +60,32 @@ CHUNK = 5000
 
 
 def pending_files(landing: Path, engine: Engine, *, include_processed: bool = False) -> list[str]:
-    """Extract files in the landing folder that have not been processed yet (by sha256)."""
+    """Extract files in the landing folder that have not been processed yet.
+
+    A sensor calls this on every poke, so it hashes only files whose name and size match a file
+    already processed (to tell a re-drop of the same bytes from a new file under an old name);
+    a file with a new name or size is pending without reading it.
+    """
     candidates = sorted(p for p in landing.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
-    if include_processed:
+    if include_processed or not candidates:
         return [str(p) for p in candidates]
-    if not candidates:
-        return []
-    digests = {str(p): file_digest(p)[0] for p in candidates}
     with session_scope(engine) as session:
-        done = set(
-            session.scalars(
-                select(InboundFile.sha256).where(
+        seen = {
+            (name, size): sha
+            for name, size, sha in session.execute(
+                select(InboundFile.name, InboundFile.size_bytes, InboundFile.sha256).where(
                     InboundFile.source == "ehr",
-                    InboundFile.sha256.in_(list(digests.values())),
+                    InboundFile.name.in_([p.name for p in candidates]),
                     InboundFile.status.in_(("processed", "rejected")),
                 )
             )
-        )
-    return [path for path, sha in digests.items() if sha not in done]
+        }
+    pending = []
+    for path in candidates:
+        known = seen.get((path.name, path.stat().st_size))
+        if known is None or file_digest(path)[0] != known:
+            pending.append(str(path))
+    return pending
 
 
 # --------------------------------------------------------------------------- canonical -> rows
