@@ -33,7 +33,7 @@ def safe_name(name: str) -> str:
     Names come from peers we do not control (an SFTP listing, a shared folder); a name like
     ``../../etc/cron.d/x`` must never become a local path.
     """
-    if not SAFE_NAME.match(name) or ".." in name:
+    if not SAFE_NAME.fullmatch(name) or ".." in name:  # fullmatch: "$" would let a trailing "\n" through
         raise UnsafeFileName(f"unsafe file name {name!r}")
     return name
 
