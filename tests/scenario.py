@@ -123,7 +123,7 @@ def billing_client(url: str, **kwargs: Any) -> BillingClient:
 def admin(url: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """``POST /_sandbox/<action>`` on an HTTP peer (load, reset, faults)."""
     response = requests.post(f"{url}/_sandbox/{action}", json=body or {}, timeout=10)
-    assert response.status_code == 200, response.text
+    assert response.status_code in (200, 201), response.text
     return response.json()
 
 

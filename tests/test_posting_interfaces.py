@@ -130,8 +130,9 @@ def test_closed_period_rejection_is_a_business_exception(engine: Engine, day_dir
     erp = scenario.erp_client(peers.erp_url)
     outcome = erp_posting.post_day(engine, erp, DAY)
     assert outcome["CHARGES CF01"] == "rejected"
-    assert erp_documents(peers)["journal_batches"] == 0
-    rejected = [p for p in postings(engine) if p.kind == "journal"]
+    assert erp_documents(peers) == {"journal_batches": 0, "journal_lines": 0, "inventory_movements": 0,
+                                    "cash_receipts": 0}
+    rejected = postings(engine)  # CHARGES and SUPPLY journals and the INVENTORY document
     assert rejected and {(p.status, p.error_code) for p in rejected} == {("rejected", "PERIOD_CLOSED")}
     exc = scenario.exceptions(engine, ExceptionRecord.reason_code == "ERP_REJECTED")
     assert {e.record_key for e in exc} == {p.external_id for p in rejected}
@@ -140,14 +141,18 @@ def test_closed_period_rejection_is_a_business_exception(engine: Engine, day_dir
     assert (charges_exc.kind, charges_exc.record_type, charges_exc.status) == ("business", "posting", "open")
     assert charges_exc.summary == f"ERP refused CHARGES {charges_posting.external_id}: PERIOD_CLOSED"
     # the 422 was not retried
-    assert [s for m, p, s in erp.rest.attempts_log if p == "/journal-batches"].count(422) == len(rejected)
+    assert {p.kind for p in rejected} == {"journal", "inventory"}
+    assert [s for _m, _p, s in erp.rest.attempts_log] == [422] * len(rejected)
 
     # period reopened: the same documents (same external ids) post on the next run
     scenario.admin(peers.erp_url, "load", {"periods": [{"period": "2024-03", "status": "open"}]})
     again = erp_posting.post_day(engine, erp, DAY)
     assert again["CHARGES CF01"] == "posted"
-    assert {p.status for p in postings(engine) if p.kind == "journal"} == {"posted"}
-    assert erp_documents(peers)["journal_batches"] == len(rejected)
+    assert {p.status for p in postings(engine)} == {"posted"}
+    docs = erp_documents(peers)
+    assert (docs["journal_batches"], docs["inventory_movements"]) == (len(rejected) - 1, 1)
+    resolved = scenario.exceptions(engine, ExceptionRecord.reason_code == "ERP_REJECTED")
+    assert {(e.record_key, e.status) for e in resolved} == {(p.external_id, "resolved") for p in rejected}
 
 
 def test_pending_postings_left_by_a_crash_are_confirmed_without_double_posting(

@@ -122,3 +122,18 @@ def run_dag(env: dict[str, str], dag_id: str, logical_date: str, conf: dict[str,
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / f"{dag_id}_{logical_date}.log").write_text(output)
     return state
+
+
+def dag_run_confs(env: dict[str, str], dag_id: str, run_type: str | None = None) -> list[dict[str, Any]]:
+    """The conf of every run of ``dag_id`` in this installation's metadata DB (SQLite), newest first."""
+    import sqlite3
+
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    query = "SELECT conf FROM dag_run WHERE dag_id = ?" + (" AND run_type = ?" if run_type else "") + " ORDER BY id DESC"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(query, (dag_id, run_type) if run_type else (dag_id,)).fetchall()
+    confs = []
+    for (conf,) in rows:
+        text = conf.decode() if isinstance(conf, bytes) else conf
+        confs.append(json.loads(text) if text else {})
+    return confs

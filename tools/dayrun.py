@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from airflow_runtime import airflow_env, ensure_metadata_db, load_settings, run_dag  # noqa: E402
+from airflow_runtime import airflow_env, dag_run_confs, ensure_metadata_db, load_settings, run_dag  # noqa: E402
 
 PY = sys.executable
 ORDER = ["erp_master_data", "ehr_ingest", "payer_remittance", "billing_sync", "erp_posting", "claims_reconciliation"]
@@ -161,6 +161,12 @@ def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
         set_cdm(session, fix["cdm_code"], fix["revenue_account"], erp_item=fix.get("erp_item"),
                 procedure_code=fix.get("procedure_code"), description=fix.get("description"), actor="demo")
     engine.dispose()
+    # Master data now finds the held line resolvable and triggers exception_replay with its id;
+    # the demo then runs the replay itself (the way an operator would from the UI).
+    day.run(aenv, "erp_master_data", conf, "erp_master_data (after fix)")
+    requeued = [c for c in dag_run_confs(aenv, "exception_replay") if c.get("exception_ids")]
+    requeue_diffs = [] if requeued else ["erp_master_data did not re-queue the exception the fix resolves"]
+    day.log(f"   re-queued for replay: {requeued[0]['exception_ids'] if requeued else 'nothing'}")
     day.run(aenv, "exception_replay", {"reason_code": "UNKNOWN_CDM", "actor": "demo"}, "exception_replay (after fix)")
     day.run(aenv, "claims_reconciliation", conf, "claims_reconciliation (after fix)")
 
@@ -168,7 +174,7 @@ def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
 
     summary = store_summary(day.db_url)
     verdict = judge(scenario / "ground_truth.json", day.peers.erp_url, "erp-sandbox-token", after_fix=True)
-    differences = verdict["differences"] + judge_faults(truth, summary) + rerun_diffs
+    differences = verdict["differences"] + judge_faults(truth, summary) + rerun_diffs + requeue_diffs
     differences += [f"DAG {d} ended {s}" for d, s in day.states.items() if s != "success"]
     mail = sorted((day.peers.sandbox_dir / "mail").glob("*.eml"))
     postings = summary["erp_postings"]

@@ -93,6 +93,17 @@ class ErpClient:
         }
         return self._post("/cash-receipts", payload)
 
+    def repost(self, kind: str, payload: dict[str, Any]) -> PostResult:
+        """Send a stored document again exactly as first built (``journal``, ``inventory``, ``cash``).
+
+        Used to confirm documents an interrupted run stored as pending: the ERP answers a known
+        external id with its first result, or posts it now if the first send never arrived.
+        """
+        paths = {"journal": "/journal-batches", "inventory": "/inventory-movements", "cash": "/cash-receipts"}
+        if kind not in paths:
+            raise ValueError(f"unknown document kind: {kind}")
+        return self._post(paths[kind], payload)
+
     def journals(self, journal_date: str, source: str | None = None) -> list[dict[str, Any]]:
         params = {"journal_date": journal_date} | ({"source": source} if source else {})
         return list(self.rest.paginate("/journal-batches", params))

@@ -54,6 +54,7 @@ from carefabric.posting import (
     remit_posting,
     supply_posting,
 )
+from carefabric.store import exceptions_repo
 from carefabric.store.bulk import insert_ignore
 from carefabric.store.db import session_scope
 from carefabric.store.models import Charge as ChargeRow
@@ -262,6 +263,11 @@ def _send(engine: Engine, posting_id: int, send: Any) -> str:
         posting.response = {"document_id": result.document_id, "replayed": result.replayed}
         posting.posted_at = utcnow()
         posting.error_code = None
+        # A document the ERP refused earlier (closed period, inactive account) went through now.
+        exceptions_repo.resolve_for(
+            session, record_type="posting", record_keys=[external_id], reason_codes=["ERP_REJECTED"],
+            note=f"posted as {result.document_id}",
+        )
     return "replayed" if result.replayed else "posted"
 
 
@@ -288,9 +294,8 @@ def retry_pending(engine: Engine, erp: ErpClient, business_date: dt.date) -> int
         pending = [(p.id, p.kind, p.payload) for p in session.scalars(
             select(ErpPosting).where(ErpPosting.status == "pending", ErpPosting.business_date == business_date)
         )]
-    paths = {"journal": "/journal-batches", "inventory": "/inventory-movements", "cash": "/cash-receipts"}
     for posting_id, kind, payload in pending:
-        _send(engine, posting_id, lambda k=kind, p=payload: erp._post(paths[k], p))  # noqa: SLF001
+        _send(engine, posting_id, lambda k=kind, p=payload: erp.repost(k, p))
     return len(pending)
 
 
