@@ -249,14 +249,21 @@ def test_empty_hl7_file_is_rejected_with_a_file_exception(engine: Engine, tmp_pa
 @pytest.mark.slow
 def test_50mb_hl7_file_is_ingested_in_bounded_memory(engine: Engine, day_dir: Path, tmp_path: Path,
                                                      data_dir: Path) -> None:
-    """Streams a 50 MB batch through ``ingest_file`` as the DAG calls it (GX validation on)."""
+    """Streams a 50 MB batch through ``ingest_file`` as the DAG calls it (GX validation on).
+
+    The memory bound is a property of the Python code path, so tracemalloc (which slows every
+    allocation about fourfold) runs on SQLite only; on PostgreSQL the same file must store every
+    message, without the tracer.
+    """
     messages = scenario.hl7_messages((day_dir / "ehr" / "F1_20240305.hl7").read_bytes())
     path = tmp_path / "F1_big.hl7"
     written = scenario.write_big_hl7(path, messages, 50 * MB)
     assert path.stat().st_size >= 50 * MB
+    measure = engine.dialect.name == "sqlite"
 
     started = time.monotonic()
-    tracemalloc.start()
+    if measure:
+        tracemalloc.start()
     try:
         result = ingest(engine, path)
         _, peak = tracemalloc.get_traced_memory()
@@ -268,7 +275,8 @@ def test_50mb_hl7_file_is_ingested_in_bounded_memory(engine: Engine, day_dir: Pa
     row = file_row(engine, path.name)
     assert scenario.count(engine, RawMessage, RawMessage.file_id == row.id) == written
     assert scenario.count(engine, RawMessage, RawMessage.file_id == row.id, RawMessage.status == "parsed") == written
-    assert peak < 100 * MB, f"peak {peak / MB:.0f} MB while ingesting {written} messages in {seconds:.0f}s"
+    if measure:
+        assert peak < 100 * MB, f"peak {peak / MB:.0f} MB while ingesting {written} messages in {seconds:.0f}s"
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+export PATH="$PWD/.venv/bin:$PATH"  # standalone starts its components as `airflow ...` subprocesses
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/data/airflow_home}"
 $PY -m sandbox start
 $PY tools/airflow_ui_setup.py

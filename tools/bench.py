@@ -60,8 +60,11 @@ SIZES = {
     "recon_claims": (1_000_000, 200_000),
     "memory_mb": (1_024, 128),
     "ingest_encounters": (40_000, 4_000),
-    "day_encounters": (80_000, 4_000),
-    "day_messages": (1_000_000, 30_000),
+    # The full regional day (1M messages, ~300k charge lines, ~50k claims) is
+    # --day-encounters 80000 --day-messages 1000000 (~45 min here, bounded by pyx12 validation of
+    # every 835); the default runs a quarter of it and extrapolates, clearly labelled.
+    "day_encounters": (20_000, 4_000),
+    "day_messages": (250_000, 30_000),
 }
 
 ROWS: list[dict[str, Any]] = []
@@ -574,9 +577,21 @@ def bench_day(work: Path, sizes: dict[str, int], keep: bool) -> None:
     for dag_id in order:
         row(f"regional day: {dag_id}", times[dag_id], "s", note=states[dag_id])
     ok = all(s == "success" for s in states.values())
-    row("regional day: all DAGs", total, "s", target="< 900 s (15 min)", met=total < 900 and ok,
-        note=f"{generated + padded:,} HL7 msgs, {counts['charge_lines']:,} charges, {counts['claims_remitted']:,} claims"
-             + ("" if ok else "; a DAG did not succeed"))
+    volume = f"{generated + padded:,} HL7 msgs, {counts['charge_lines']:,} charges, {counts['claims_remitted']:,} claims"
+    full = (generated + padded) >= 1_000_000 and counts["charge_lines"] >= 300_000 and counts["claims_remitted"] >= 50_000
+    row("regional day: all DAGs (measured)", total, "s", target="< 900 s (15 min)" if full else "",
+        met=(total < 900 and ok) if full else None, note=volume + ("" if ok else "; a DAG did not succeed"))
+    if not full:
+        # Linear per DAG in its own driver of volume; fixed start-up (~10 s per `dags test`) kept as is.
+        scale = {"ehr_ingest": 1_000_000 / (generated + padded), "billing_sync": 300_000 / counts["charge_lines"],
+                 "erp_posting": 300_000 / counts["charge_lines"], "payer_remittance": 50_000 / counts["claims_remitted"],
+                 "claims_reconciliation": 50_000 / counts["claims_remitted"], "erp_master_data": 1.0}
+        fixed = 10.0
+        estimate = sum(fixed + max(0.0, times[d] - fixed) * scale[d] for d in order)
+        DETAILS["regional_day"]["extrapolated_full_day_s"] = round(estimate)
+        DETAILS["regional_day"]["extrapolation"] = {"scale": scale, "fixed_startup_s": fixed}
+        row("regional day at 1M msgs/300k charges/50k claims (EXTRAPOLATED)", estimate, "s", target="< 900 s (15 min)",
+            met=estimate < 900 and ok, note="linear from the measured run per DAG; not measured")
 
 
 def _day_counts(url: str) -> dict[str, Any]:

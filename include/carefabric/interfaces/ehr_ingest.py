@@ -249,7 +249,8 @@ def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None
             result = hl7.canonicalize(raw)
         except hl7.HL7ParseError as exc:
             row, error = _message_error(sha, path.name, raw.index, exc.reason, exc.control_id)
-            row.update(payload=raw.text, file_id=file_id)
+            # PostgreSQL text cannot hold NUL: keep the rest of the bad message, NULs shown as U+FFFD
+            row.update(payload=raw.text.replace("\x00", "\ufffd"), file_id=file_id)
             batch.raw.append(row)
             batch.errors.append(error)
             stats["message_errors"] += 1

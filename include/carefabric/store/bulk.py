@@ -133,11 +133,17 @@ def _values(rows: Sequence[dict[str, Any]], columns: list[str], fills: list[Any]
         yield out
 
 
+class _NotCopyable(Exception):
+    """A value COPY text cannot carry (a NUL character): the Core path handles the chunk."""
+
+
 def _copy_text(value: Any) -> str:
     """One value in PostgreSQL COPY text format."""
     if value is None:
         return "\\N"
     if isinstance(value, str):
+        if "\x00" in value:
+            raise _NotCopyable
         if "\\" in value:
             value = value.replace("\\", "\\\\")
         if "\t" in value or "\n" in value or "\r" in value:
@@ -204,7 +210,10 @@ def _pg_insert_ignore(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any
     stage = f"_cf_stage_{next(_stage_ids)}"
     cols = ", ".join(prep.quote(tbl.columns[c].name) for c in columns)
     keys = ", ".join(prep.quote(tbl.columns[c].name) for c in key_columns)
-    data = _copy_data(rows, columns, fills, processors)
+    try:
+        data = _copy_data(rows, columns, fills, processors)
+    except _NotCopyable:
+        return None
     copy_sql = f"COPY {stage} ({cols}, _cf_ord) FROM STDIN"
     with raw.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols}, 0::bigint AS _cf_ord FROM {target} WITH NO DATA")
