@@ -177,8 +177,35 @@ def exceptions_opened(engine: Engine, day: dt.date) -> dict[str, int]:
 
 
 def quality_results(engine: Engine, day: dt.date) -> list[dict[str, Any]]:
+    """GX results of the day, one per dataset: files validated separately are merged (rows add up,
+    an expectation failed in any file is failed, with the unexpected counts summed)."""
     with session_scope(engine) as s:
-        return [r.results for r in s.scalars(select(QualityResult).where(QualityResult.business_date == day)) if r.results]
+        stored = [r.results for r in s.scalars(select(QualityResult).where(QualityResult.business_date == day)) if r.results]
+    merged: dict[str, dict[str, Any]] = {}
+    for result in stored:
+        into = merged.get(result["dataset"])
+        if into is None:
+            merged[result["dataset"]] = {**result, "results": [dict(o) for o in result.get("results", [])], "files": 1}
+            continue
+        into["files"] += 1
+        into["rows"] += result.get("rows", 0)
+        into["duration_ms"] = into.get("duration_ms", 0) + result.get("duration_ms", 0)
+        outcomes = {(o["expectation_type"], o.get("column")): o for o in into["results"]}
+        for outcome in result.get("results", []):
+            key = (outcome["expectation_type"], outcome.get("column"))
+            if key not in outcomes:
+                into["results"].append(dict(outcome))
+                continue
+            kept = outcomes[key]
+            kept["success"] = kept["success"] and outcome["success"]
+            if outcome.get("unexpected_count"):
+                kept["unexpected_count"] = (kept.get("unexpected_count") or 0) + outcome["unexpected_count"]
+                kept["unexpected_values"] = (kept.get("unexpected_values") or []) + (outcome.get("unexpected_values") or [])
+    for result in merged.values():
+        result["evaluated"] = len(result["results"])
+        result["failed"] = sum(1 for o in result["results"] if not o["success"])
+        result["success"] = result["failed"] == 0
+    return sorted(merged.values(), key=lambda r: r["dataset"])
 
 
 def build_report(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[str, Any]) -> Any:
