@@ -10,6 +10,7 @@ Files are validated in parallel mapped tasks, not in series. The logic is in
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pendulum
@@ -83,11 +84,9 @@ def payer_remittance() -> None:
             except OSError:
                 sftp.mkdir(archive)
             target = f"{archive}/{name}"
-            try:
-                sftp.stat(target)
+            with contextlib.suppress(OSError):
+                sftp.stat(target)  # that name was archived before (a re-send): keep both copies
                 target = f"{archive}/{pendulum.now('UTC').format('YYYYMMDDHHmmss')}_{name}"
-            except OSError:
-                pass
             sftp.rename(remote_path, target)
         return {"path": str(local), "payer": payer}
 

@@ -141,8 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"sandbox serving from {base}: sftp {servers.sftp_port}, billing {servers.billing_url}, "
             f"erp {servers.erp_url}, smtp {servers.smtp_port} (pid {os.getpid()})"
         )
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(0.5):  # wake twice a second so signals are handled promptly
+            continue
         _say("sandbox stopping")
     finally:
         servers.stop()

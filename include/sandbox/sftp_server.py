@@ -12,6 +12,7 @@ restarted sandbox presents the same key and pinned ``known_hosts`` entries stay 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
@@ -381,10 +382,8 @@ class SftpDrop:
         """Stop accepting, close every session, wait for the threads."""
         self._stopping.set()
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.close()
-            except OSError:
-                pass
         if self._accept_thread is not None:
             self._accept_thread.join(timeout)
         with self._lock:
