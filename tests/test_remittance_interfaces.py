@@ -190,7 +190,7 @@ def test_malformed_835s_are_rejected_with_a_reason_and_the_run_goes_on(
         "truncated.835: transaction ST02=112233 unreadable: file ends after segment ")
     assert "with no SE (truncated)" in summaries["truncated.835"]
     # the cause, not only the symptom (no IEA) of a file in other delimiters than its ISA declares
-    assert "segment 2 'GS|HP|000000005|5432' is not a valid X12 segment id" in summaries["wrong_delims.835"]
+    assert "segment 2 'GS|HP|00...' is not a valid X12 segment id" in summaries["wrong_delims.835"]
     assert scenario.count(engine, ExceptionRecord) == 4
 
     for path in [*bad.values(), good]:

@@ -224,11 +224,11 @@ def _read_delimiters(msh: str) -> Delimiters:
     enc = msh[4:] if end < 0 else msh[4:end]
     if len(enc) < 4 or len(enc) > 5:
         raise HL7ParseError(
-            f"MSH-2 encoding characters {enc!r} invalid: need component, repetition, escape and "
+            f"MSH-2 encoding characters {enc[:8]!r} invalid: need component, repetition, escape and "
             "sub-component characters (e.g. ^~\\&)"
         )
     if len(set(enc + sep)) != len(enc) + 1 or any(c.isalnum() or c in " \t" for c in enc):
-        raise HL7ParseError(f"MSH-2 encoding characters {enc!r} repeat or clash with MSH-1 {sep!r}")
+        raise HL7ParseError(f"MSH-2 encoding characters {enc[:8]!r} repeat or clash with MSH-1 {sep!r}")
     return Delimiters(sep, enc[0], enc[1], enc[2], enc[3], enc[4] if len(enc) == 5 else None)
 
 

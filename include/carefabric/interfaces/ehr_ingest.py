@@ -353,10 +353,15 @@ def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = N
         if status == "rejected":
             exceptions_repo.open_exception(
                 session, kind="business", reason_code="HL7_PARSE_ERROR", interface=INTERFACE, record_type="file",
-                record_key=sha, summary=f"{path.name}: no message could be read (empty or not HL7/FHIR)",
+                record_key=sha, summary=f"{path.name}: no HL7 message could be read ({_why_empty(stats)})"[:480],
                 detail={"file": path.name},
             )
     return {"file": path.name, "sha256": sha, "status": status, **dict(stats)}
+
+
+def _why_empty(stats: Counter[str]) -> str:
+    """The framer's own reason a file yielded no message (empty, no MSH, truncated ...)."""
+    return next((key.split(":", 1)[1] for key in stats if key.startswith("empty_reason:")), "empty or not HL7")
 
 
 def _validate(engine: Engine, rows: list[dict[str, Any]], sha: str, business_date: dt.date | None) -> None:

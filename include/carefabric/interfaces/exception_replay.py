@@ -56,7 +56,11 @@ def remap_charges(engine: Engine, exception_ids: list[int], *, actor: str) -> di
         pairs = s.execute(
             select(ExceptionRecord, Charge)
             .join(Charge, Charge.line_key == ExceptionRecord.record_key)
-            .where(ExceptionRecord.id.in_(exception_ids), ExceptionRecord.record_type == "charge")
+            .where(
+                ExceptionRecord.id.in_(exception_ids),
+                ExceptionRecord.record_type == "charge",
+                ExceptionRecord.status == "open",  # a replayed or discarded one is not replayed again
+            )
         ).all()
         mapped_keys: list[str] = []
         still: dict[str, int] = defaultdict(int)

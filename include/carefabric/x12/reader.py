@@ -145,7 +145,7 @@ def _amount(text: str, label: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise _Bad(f"{label} {text!r} is not a decimal amount") from None
+        raise _Bad(f"{label} {text[:15]!r} is not a decimal amount") from None
     if not value.is_finite():
         raise _Bad(f"{label} {text!r} is not a finite amount")
     return value
@@ -536,7 +536,7 @@ def iter_transactions(
         sid = e[0]
         if sid not in valid_ids:
             if not _SEG_ID.match(sid):
-                shown = sid[:20]
+                shown = sid[:8] + ("..." if len(sid) > 8 else "")  # never a whole segment: it may hold a name
                 reason = (
                     f"segment {position} {shown!r} is not a valid X12 segment id (2-3 capital letters/digits)"
                 )
