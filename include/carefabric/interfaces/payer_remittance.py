@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -48,7 +49,7 @@ from carefabric.store.models import (
 )
 from carefabric.store.models import Remittance as RemittanceRow
 from carefabric.store.types import utcnow
-from carefabric.x12 import X12Error, read_file, validate_file
+from carefabric.x12 import X12Error, iter_transactions, validate_file
 
 log = logging.getLogger(__name__)
 
@@ -105,102 +106,127 @@ def process_file(
     ack_path.write_text(validation.ack_999)
     findings = [f.to_dict() for f in validation.findings]
 
-    try:
-        result = read_file(path)
+    notes: list[str] = []
+    try:  # a streamed pass that keeps only the errors: is every transaction readable?
+        errors = [item for item in iter_transactions(path, file_findings=notes) if isinstance(item, X12Error)]
     except X12Error as exc:
         return _reject(engine, file_id, path.name, validation, findings, "X12_UNREADABLE", f"{path.name}: {exc}")
-    if result.errors:
+    if errors:
         # The reader's first file-level finding names the cause when the envelope only looks cut
         # (segments written with other delimiters than the ISA declares read as "no IEA").
-        reasons = "; ".join([*(str(e) for e in result.errors), *result.findings[:1]])[:400]
+        reasons = "; ".join([*(str(e) for e in errors), *notes[:1]])[:400]
         return _reject(engine, file_id, path.name, validation, findings, "X12_UNREADABLE", f"{path.name}: {reasons}")
 
     with session_scope(engine) as session:
         _store_ack(session, file_id, validation, findings)
-        duplicate = _already_stored(session, result.remittances)
-        if duplicate:
-            open_business_exception(
-                session, reason_code="DUPLICATE_INTERCHANGE", interface=INTERFACE, record_type="file",
-                record_key=f"{path.name}|{sha[:12]}",
-                summary=f"{path.name}: interchange {duplicate} was already received; nothing from it posts",
-                detail={"file": path.name, "control_numbers": duplicate},
-            )
-            _finish(session, file_id, "duplicate", f"duplicate interchange {duplicate}")
-            return {"file": path.name, "status": "duplicate", "control_numbers": duplicate}
-
-        unbalanced = [r for r in result.remittances if not r.balanced]
         cw = Crosswalks.load(session)
-        mapped: list[Any] = []
-        held: list[Held] = []
-        for remit in result.remittances:
+    seen = _Seen()
+    for remit in iter_transactions(path):  # one transaction in memory at a time
+        assert not isinstance(remit, X12Error)  # the pass above found none
+        with session_scope(engine) as session:
+            duplicate = _already_stored(session, [remit])
+            if duplicate:
+                seen.duplicate = duplicate
+                break
             outcome = map_remittance(remit, cw, business_date=business_date, record_key=_remit_key(remit))
-            (held if isinstance(outcome, Held) else mapped).append(outcome)
-        accepted = validation.accepted and not unbalanced and not held
-        for remit in result.remittances:
-            mapping = next((m for m in mapped if m.remittance is remit), None)
-            status = "balanced" if accepted else ("unbalanced" if not remit.balanced else "rejected")
-            _store_remittance(session, remit, file_id, business_date, mapping, status)
-        if unbalanced:
-            errors = [e for r in unbalanced for e in r.balance_errors]
-            open_business_exception(
-                session, reason_code="REMIT_UNBALANCED", interface=INTERFACE, record_type="file",
-                record_key=f"{path.name}|{sha[:12]}",
-                summary=f"{path.name}: does not balance ({errors[0]}); nothing from it posts"[:480],
-                detail={"file": path.name, "errors": errors[:20]},
-            )
-        for h in held:
-            open_business_exception(
-                session, reason_code=h.reason_code, interface=INTERFACE, record_type="file",
-                record_key=f"{path.name}|{sha[:12]}", summary=f"{path.name}: {h.summary}; nothing from it posts",
-                detail={"file": path.name, **h.detail},
-            )
-        if not validation.accepted and not unbalanced and not held:
-            open_business_exception(
-                session, reason_code="X12_REJECTED", interface=INTERFACE, record_type="file",
-                record_key=f"{path.name}|{sha[:12]}",
-                summary=f"{path.name}: rejected by the payer's strict syntax setting ({len(findings)} findings)",
-                detail={"file": path.name, "findings": findings[:20]},
-            )
-        _finish(session, file_id, "processed" if accepted else "rejected", None)
-    if accepted and result.remittances:
-        _validate(engine, result.remittances, sha, business_date)
-    claims = sum(len(r.claims) for r in result.remittances)
+            mapping = None if isinstance(outcome, Held) else outcome
+            if isinstance(outcome, Held):
+                seen.held.append(outcome)
+            if not remit.balanced:
+                seen.unbalanced += list(remit.balance_errors)
+            _store_remittance(session, remit, file_id, business_date, mapping, "received" if remit.balanced else "unbalanced")
+        seen.add(remit)
+
+    accepted = validation.accepted and not seen.unbalanced and not seen.held and not seen.duplicate
+    with session_scope(engine) as session:
+        # The file's verdict applies to all of its transactions at once: nothing from a file that
+        # does not balance, map or read posts, even the transactions that were fine on their own.
+        session.execute(
+            update(RemittanceRow)
+            .where(RemittanceRow.file_id == file_id, RemittanceRow.status == "received")
+            .values(status="balanced" if accepted else "rejected")
+        )
+        _open_file_exceptions(session, path.name, sha, seen, validation, findings)
+        _finish(session, file_id, "processed" if accepted else ("duplicate" if seen.duplicate else "rejected"), None)
+    if accepted and seen.quality["remittances"]:
+        _validate(engine, seen, sha, business_date)
     return {
         "file": path.name,
-        "status": "accepted" if accepted else "rejected",
-        "transactions": len(result.remittances),
-        "claims": claims,
+        "status": "duplicate" if seen.duplicate else ("accepted" if accepted else "rejected"),
+        "transactions": seen.transactions,
+        "claims": seen.claims,
         "findings": len(findings),
-        "unbalanced": len(unbalanced),
-        "held": [h.reason_code for h in held],
+        "unbalanced": len(seen.unbalanced),
+        "held": [h.reason_code for h in seen.held],
     }
 
 
-def _validate(engine: Engine, remits: list[Remittance], sha: str, business_date: dt.date) -> None:
+@dataclass
+class _Seen:
+    """What a streamed pass over a file's transactions remembers: verdict inputs and GX rows."""
+
+    transactions: int = 0
+    claims: int = 0
+    duplicate: str | None = None
+    unbalanced: list[str] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
+    quality: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"remittances": [], "remit_claims": []})
+
+    def add(self, remit: Remittance) -> None:
+        self.transactions += 1
+        self.claims += len(remit.claims)
+        self.quality["remittances"].append(
+            {"trace_number": remit.trace_number, "payment_cents": to_cents(remit.payment_amount), "balanced": remit.balanced}
+        )
+        self.quality["remit_claims"] += [
+            {"patient_control_number": c.patient_control_number, "status": c.status,
+             "charge_cents": to_cents(c.charge), "paid_cents": to_cents(c.paid)}
+            for c in remit.claims
+        ]
+
+
+def _open_file_exceptions(session: Session, name: str, sha: str, seen: _Seen, validation: Any, findings: list[dict[str, Any]]) -> None:
+    """One business exception per reason the file cannot post."""
+    key = f"{name}|{sha[:12]}"
+    if seen.duplicate:
+        open_business_exception(
+            session, reason_code="DUPLICATE_INTERCHANGE", interface=INTERFACE, record_type="file", record_key=key,
+            summary=f"{name}: interchange {seen.duplicate} was already received; nothing from it posts",
+            detail={"file": name, "control_numbers": seen.duplicate},
+        )
+        return
+    if seen.unbalanced:
+        open_business_exception(
+            session, reason_code="REMIT_UNBALANCED", interface=INTERFACE, record_type="file", record_key=key,
+            summary=f"{name}: does not balance ({seen.unbalanced[0]}); nothing from it posts"[:480],
+            detail={"file": name, "errors": seen.unbalanced[:20]},
+        )
+    for held in seen.held:
+        open_business_exception(
+            session, reason_code=held.reason_code, interface=INTERFACE, record_type="file", record_key=key,
+            summary=f"{name}: {held.summary}; nothing from it posts", detail={"file": name, **held.detail},
+        )
+    if not validation.accepted and not seen.unbalanced and not seen.held:
+        open_business_exception(
+            session, reason_code="X12_REJECTED", interface=INTERFACE, record_type="file", record_key=key,
+            summary=f"{name}: rejected by the payer's strict syntax setting ({len(findings)} findings)",
+            detail={"file": name, "findings": findings[:20]},
+        )
+
+
+def _validate(engine: Engine, seen: _Seen, sha: str, business_date: dt.date) -> None:
     """Great Expectations on what will post from this file: its remittances and claims, as frames."""
     import pandas as pd
 
     from carefabric.interfaces.common import store_quality
     from carefabric.quality import validate_frame
 
-    frames = {
-        "remittances": pd.DataFrame(
-            [{"trace_number": r.trace_number, "payment_cents": to_cents(r.payment_amount), "balanced": r.balanced} for r in remits]
-        ),
-        "remit_claims": pd.DataFrame(
-            [
-                {"patient_control_number": c.patient_control_number, "status": c.status,
-                 "charge_cents": to_cents(c.charge), "paid_cents": to_cents(c.paid)}
-                for r in remits
-                for c in r.claims
-            ],
-            columns=["patient_control_number", "status", "charge_cents", "paid_cents"],
-        ),
-    }
+    columns = {"remittances": ["trace_number", "payment_cents", "balanced"],
+               "remit_claims": ["patient_control_number", "status", "charge_cents", "paid_cents"]}
     with session_scope(engine) as session:
-        for dataset, frame in frames.items():
-            store_quality(session, interface=INTERFACE, dataset=dataset, scope=sha, business_date=business_date,
-                          result=validate_frame(dataset, frame))
+        for dataset, rows in seen.quality.items():
+            result = validate_frame(dataset, pd.DataFrame(rows, columns=columns[dataset]))
+            store_quality(session, interface=INTERFACE, dataset=dataset, scope=sha, business_date=business_date, result=result)
 
 
 def _remit_key(remit: Remittance) -> str:

@@ -322,6 +322,29 @@ def build_999(
 # --------------------------------------------------------------------------- the decision
 
 
+def _verdict_for(item: Any, findings: list[Finding]) -> tuple[str, str, str] | None:
+    """Findings of one streamed transaction (appended); its (ST02, GS06, GS08), or None for an
+    envelope fault that is not a transaction (no GE/IEA: truncated)."""
+    if isinstance(item, X12Error):
+        if item.transaction_control is None:
+            findings.append(Finding("IEA", "ENVELOPE", item.reason, source="reader", touches_money=True))
+            return None
+        findings.append(
+            Finding("ST", "UNREADABLE", item.reason, source="reader", transaction_control=item.transaction_control,
+                    touches_money=True)
+        )
+        return item.transaction_control, item.group_control or "", ""
+    control = item.transaction_control
+    for note in item.findings:
+        findings.append(Finding("", "FINDING", note, source="reader", transaction_control=control))
+    for error in item.balance_errors:
+        findings.append(
+            Finding("BPR" if error.startswith("transaction") else "CLP", "UNBALANCED", error, source="balance",
+                    transaction_control=control, touches_money=True)
+        )
+    return control, item.group_control, item.version
+
+
 def validate_file(
     path: Path | str,
     *,
@@ -339,9 +362,21 @@ def validate_file(
     groups: dict[str, tuple[str, list[TransactionVerdict]]] = {}
     file_notes: list[str] = []
     envelope_ok = True
-    items: list[Any] = []
+    verdicts: list[TransactionVerdict] = []
+    # Streamed: one transaction in memory at a time, only its findings and verdict are kept.
     try:
-        items = list(iter_transactions(path, file_findings=file_notes))
+        for item in iter_transactions(path, file_findings=file_notes):
+            verdict = _verdict_for(item, findings)
+            if verdict is None:
+                envelope_ok = False
+                continue
+            control, gs06, gs08 = verdict
+            record = TransactionVerdict(control=control, ack_code="A")
+            verdicts.append(record)
+            group = groups.setdefault(gs06, (gs08, []))
+            if gs08 and not group[0]:
+                groups[gs06] = (gs08, group[1])
+            group[1].append(record)
     except X12Error as exc:
         envelope_ok = False
         findings.append(Finding("ISA", "ENVELOPE", exc.reason, source="reader", touches_money=True))
@@ -353,48 +388,11 @@ def validate_file(
         pyx12_valid, pyx12_findings = run_pyx12(path)
         findings.extend(pyx12_findings)
 
-    verdicts: list[TransactionVerdict] = []
-    for item in items:
-        if isinstance(item, X12Error):
-            if item.transaction_control is None:  # an envelope fault (no GE/IEA: truncated)
-                envelope_ok = False
-                findings.append(Finding("IEA", "ENVELOPE", item.reason, source="reader", touches_money=True))
-                continue
-            control, gs06, gs08 = item.transaction_control, item.group_control or "", ""
-            findings.append(
-                Finding(
-                    "ST",
-                    "UNREADABLE",
-                    item.reason,
-                    source="reader",
-                    transaction_control=control,
-                    touches_money=True,
-                )
-            )
-        else:
-            control, gs06, gs08 = item.transaction_control, item.group_control, item.version
-            for note in item.findings:
-                findings.append(Finding("", "FINDING", note, source="reader", transaction_control=control))
-            for error in item.balance_errors:
-                findings.append(
-                    Finding(
-                        "BPR" if error.startswith("transaction") else "CLP",
-                        "UNBALANCED",
-                        error,
-                        source="balance",
-                        transaction_control=control,
-                        touches_money=True,
-                    )
-                )
-        verdict = TransactionVerdict(control=control, ack_code="A")
-        verdicts.append(verdict)
-        group = groups.setdefault(gs06, (gs08, []))
-        if gs08 and not group[0]:
-            groups[gs06] = (gs08, group[1])
-        group[1].append(verdict)
-
+    by_control: dict[str | None, list[Finding]] = {}
+    for finding in findings:
+        by_control.setdefault(finding.transaction_control, []).append(finding)
     for verdict in verdicts:
-        mine = [f for f in findings if f.transaction_control == verdict.control]
+        mine = by_control.get(verdict.control, [])
         codes = sorted({f.code for f in mine if f.source == "pyx12" and f.segment == "SE"})
         if any(f.source == "pyx12" and f.segment != "SE" for f in mine):
             codes.append("5")  # one or more segments in error
