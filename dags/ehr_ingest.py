@@ -50,7 +50,8 @@ def ehr_ingest() -> None:
 
         return ingest_file(Path(path), engine(), business_date=business_date(get_current_context()))
 
-    @task(pool="billing_api", outlets=[assets()["charges"]])
+    # all_done: a file that failed must not keep the other files' charges from billing.
+    @task(pool="billing_api", outlets=[assets()["charges"]], trigger_rule="all_done")
     def route_to_billing(results: list[dict]) -> dict:
         from carefabric.interfaces.ehr_ingest import route_charges
 

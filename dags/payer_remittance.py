@@ -104,7 +104,7 @@ def payer_remittance() -> None:
             strictness=json_variable("carefabric_payer_strictness", {"default": "lenient"}),
         )
 
-    @task(outlets=[assets()["remittances"]])
+    @task(outlets=[assets()["remittances"]], trigger_rule="all_done")
     def summarize(results: list[dict]) -> dict:
         statuses: dict[str, int] = {}
         for result in results:
