@@ -174,10 +174,9 @@ def test_health_counts_files_exceptions_postings_and_reconciliation(client: Test
 
     ehr_paths = list((store["scenario"] / "ehr").iterdir())
     ehr_files = len(ehr_paths)
-    empty = sum(1 for p in ehr_paths if p.stat().st_size == 0)  # a small day can have an empty FHIR extract
     ehr = by_name["ehr_ingest"]
     assert ehr["files"]["today"] == {
-        "received": ehr_files, "processed": ehr_files - empty, "rejected": empty, "duplicate": 0
+        "received": ehr_files, "processed": ehr_files, "rejected": 0, "duplicate": 0
     }
     assert ehr["files"]["total"]["received"] == ehr_files
     assert ehr["files"]["last_file_name"] in {p.name for p in (store["scenario"] / "ehr").iterdir()}
@@ -193,13 +192,13 @@ def test_health_counts_files_exceptions_postings_and_reconciliation(client: Test
 
     held = scalar(store, select(func.count()).select_from(Charge).where(Charge.status == "held"))
     assert ehr["exceptions"]["by_reason"]["UNKNOWN_CDM"] == 1
-    assert ehr["exceptions"]["by_reason"]["HL7_PARSE_ERROR"] == 1 + empty  # the malformed message (+ empty file)
+    assert ehr["exceptions"]["by_reason"]["HL7_PARSE_ERROR"] == 1  # the malformed message (an empty FHIR export is fine)
     assert ehr["exceptions"]["by_reason"]["UNKNOWN_CDM"] + ehr["exceptions"]["by_reason"]["INACTIVE_COST_CENTER"] == held
-    assert ehr["exceptions"]["business"] == ehr["exceptions"]["open"] == held + 1 + empty
+    assert ehr["exceptions"]["business"] == ehr["exceptions"]["open"] == held + 1
     assert ehr["exceptions"]["transient"] == 0
-    assert ehr["state"] == ("failing" if empty else "attention")
+    assert ehr["state"] == "attention"
     total_open = scalar(store, select(func.count()).select_from(ExceptionRecord).where(ExceptionRecord.status == "open"))
-    assert body["exceptions"]["open"] == total_open == held + 1 + empty + 3
+    assert body["exceptions"]["open"] == total_open == held + 1 + 3
 
     posting = by_name["erp_posting"]["last_posting"]
     assert posting["status"] == "posted" and posting["erp_document_id"] == "JE-000042"

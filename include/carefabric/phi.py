@@ -11,20 +11,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from functools import lru_cache
 
 _DEFAULT_KEY = "carefabric-sandbox-token-key"  # the sandbox key; production sets CAREFABRIC_TOKEN_KEY
 
 
-def _key() -> bytes:
-    return os.environ.get("CAREFABRIC_TOKEN_KEY", _DEFAULT_KEY).encode()
+@lru_cache(maxsize=4)
+def _keyed(key: str) -> hmac.HMAC:
+    """An HMAC primed with the key; ``copy()`` per token skips re-keying on the hot path."""
+    return hmac.new(key.encode(), digestmod=hashlib.sha256)
 
 
 def token(value: str | None, *, kind: str = "id") -> str | None:
     """A stable, keyed token for a PHI value (``tok_`` + 16 hex characters)."""
     if value is None or value == "":
         return None
-    digest = hmac.new(_key(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-    return f"tok_{digest[:16]}"
+    mac = _keyed(os.environ.get("CAREFABRIC_TOKEN_KEY", _DEFAULT_KEY)).copy()
+    mac.update(f"{kind}:{value}".encode())
+    return f"tok_{mac.hexdigest()[:16]}"
 
 
 def mask(value: str | None, *, keep: int = 0) -> str | None:
