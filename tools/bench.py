@@ -475,6 +475,48 @@ def bench_ingest(work: Path, sizes: dict[str, int], keep: bool) -> None:
                     PROFILES["ingest_postgresql"] = profile_top(lambda e=pengine: ingest_all(e, files[:2]))
                     pengine.dispose()
             engine.dispose()
+    # The DAG ingests files as mapped tasks: two workers take two files at once. Same files, a
+    # fresh database, two processes (PostgreSQL shares the same two cores).
+    with scratch_pg(f"carefabric_bench_par_{os.getpid()}", keep) as url:
+        prepare_store(url, scenario).dispose()
+        messages, seconds = ingest_parallel(url, files, workers=2)
+        rate = messages / seconds
+        DETAILS["ingest_postgresql_2_workers"] = {"messages": messages, "files": len(files), "seconds": round(seconds, 2)}
+        row("HL7 ingest persisted, PostgreSQL, 2 worker processes", rate, "msg/s", target=">= 10,000 msg/s",
+            met=rate >= 10_000, note=f"{len(files)} files as mapped tasks would take them, 2 at a time")
+
+
+def _warm_worker() -> int:
+    """Load what an Airflow worker has loaded after its first task (GX, pandas, parsers)."""
+    import carefabric.interfaces.ehr_ingest  # noqa: F401
+    import carefabric.quality.validate  # noqa: F401
+
+    time.sleep(1.0)  # hold this worker so the other one takes the second warm-up
+    return os.getpid()
+
+
+def _ingest_one(url: str, path: str) -> int:
+    from carefabric.interfaces.ehr_ingest import ingest_file
+    from carefabric.store.db import get_engine
+
+    engine = get_engine(url)
+    try:
+        return int(ingest_file(Path(path), engine, business_date=dt.date.fromisoformat(BUSINESS_DATE)).get("messages", 0))
+    finally:
+        engine.dispose()
+
+
+def ingest_parallel(url: str, files: list[Path], workers: int) -> tuple[int, float]:
+    """Ingest ``files`` with ``workers`` processes, timed after the workers are warm."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        for future in [pool.submit(_warm_worker) for _ in range(workers)]:
+            future.result()
+        t0 = time.perf_counter()
+        messages = sum(pool.map(_ingest_one, [url] * len(files), [str(f) for f in files]))
+        return messages, time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------- 6. regional day

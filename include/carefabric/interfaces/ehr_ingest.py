@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -383,9 +384,18 @@ def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = N
     with session_scope(engine) as session:
         cw = Crosswalks.load(session)
     units = _fhir_units if path.suffix.lower() == ".ndjson" else _hl7_units
-    for batch in units(path, sha, file_id, business_date, stats):
-        if len(batch):
-            _flush(engine, batch, cw, stats, quality)
+    # One writer thread: while it maps and writes batch n (the database driver releases the GIL),
+    # this thread parses batch n+1. At most two batches are in memory; writes stay in file order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ehr-writer") as writer:
+        pending: Future[None] | None = None
+        for batch in units(path, sha, file_id, business_date, stats):
+            if not len(batch):
+                continue
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_flush, engine, batch, cw, stats, quality)
+        if pending is not None:
+            pending.result()
     quality.finish()
     # An HL7 file with no message is malformed; a FHIR bulk export with no resource is a quiet day.
     empty_is_error = path.suffix.lower() != ".ndjson"
