@@ -39,7 +39,7 @@ from carefabric.interfaces.common import (
     register_file,
     store_quality,
 )
-from carefabric.mapping import Held, map_charge
+from carefabric.mapping import CHARGEABLE_TYPES, Held, map_charge
 from carefabric.money import format_cents, to_cents
 from carefabric.store import exceptions_repo
 from carefabric.store.bulk import insert_ignore
@@ -167,7 +167,7 @@ def map_rows(charges: list[Charge], rows: list[dict[str, Any]], cw: Crosswalks) 
     supply: list[dict[str, Any]] = []
     held: list[Held] = []
     for charge, row in zip(charges, rows, strict=True):
-        if charge.transaction_type not in ("CG", "CD"):
+        if charge.transaction_type not in CHARGEABLE_TYPES:
             continue  # payments/adjustments in FT1 are billing's business, not charge capture
         outcome = map_charge(charge, cw)
         apply_mapping(row, outcome)
