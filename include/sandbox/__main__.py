@@ -14,6 +14,7 @@ State lives in ``SANDBOX_DIR`` (default ``data/sandbox``); ports come from
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -66,15 +67,13 @@ def _read_pid(base: Path) -> int | None:
 
 
 def _remove_if_ours(path: Path, pid: int) -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):  # already gone, or not a file we can read
         if path.name == "sandbox.pid":
             owner = int(path.read_text().strip())
         else:
             owner = json.loads(path.read_text()).get("pid")
         if owner == pid:
             path.unlink()
-    except (OSError, ValueError):
-        pass
 
 
 def _running(base: Path) -> tuple[int | None, dict[str, Any] | None, dict[str, bool]]:

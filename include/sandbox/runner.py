@@ -8,6 +8,7 @@ actually bound, which ``python -m sandbox start/status/install`` and the demo re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -148,11 +149,9 @@ class SandboxServers:
             except Exception:  # noqa: BLE001 - keep stopping the others
                 log.exception("stopping %s failed", type(peer).__name__)
         ready = self.base_dir / "ready.json"
-        try:
+        with contextlib.suppress(OSError, ValueError):  # already gone, or another process's file
             if json.loads(ready.read_text()).get("pid") == os.getpid():
                 ready.unlink()
-        except (OSError, ValueError):
-            pass
 
     def __enter__(self) -> SandboxServers:
         return self.start()

@@ -25,7 +25,7 @@ Every amount is integer cents; Decimal appears only where mapped records are rea
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -414,6 +414,26 @@ def _charge_entries(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _charges_posting(
+    charges: Iterable[MappedCharge] | pd.DataFrame,
+    entries: Callable[[pd.DataFrame], pd.DataFrame],
+    source: str,
+    what: str,
+    *,
+    business_date: dt.date,
+    company: str,
+    mode: Mode,
+    with_contributions: bool,
+) -> JournalPosting:
+    """The journal one rule (``entries``) makes of the postable charges of one company."""
+    frame = _postable(_as_charges_frame(charges))
+    _check_company(frame, company, what)
+    return _post(
+        entries(frame), source=source, company=company, business_date=business_date, mode=mode,
+        with_contributions=with_contributions,
+    )
+
+
 def charge_posting(
     charges: Iterable[MappedCharge] | pd.DataFrame,
     *,
@@ -427,15 +447,9 @@ def charge_posting(
     Only FT1-6 ``CG``/``CD`` lines post (payments and adjustments belong to billing). ``charges``
     is mapped charges or a ``charges_frame`` DataFrame.
     """
-    frame = _postable(_as_charges_frame(charges))
-    _check_company(frame, company, "charges")
-    return _post(
-        _charge_entries(frame),
-        source=policy.SOURCE_CHARGES,
-        company=company,
-        business_date=business_date,
-        mode=mode,
-        with_contributions=with_contributions,
+    return _charges_posting(
+        charges, _charge_entries, policy.SOURCE_CHARGES, "charges",
+        business_date=business_date, company=company, mode=mode, with_contributions=with_contributions,
     )
 
 
@@ -502,15 +516,9 @@ def supply_posting(
     of ``charges_frame``), then summarized, exactly as the contract says; rounding after
     summing would drift from the ground truth by a cent here and there.
     """
-    frame = _postable(_as_charges_frame(charges))
-    _check_company(frame, company, "supply charges")
-    return _post(
-        _supply_entries(frame),
-        source=policy.SOURCE_SUPPLY,
-        company=company,
-        business_date=business_date,
-        mode=mode,
-        with_contributions=with_contributions,
+    return _charges_posting(
+        charges, _supply_entries, policy.SOURCE_SUPPLY, "supply charges",
+        business_date=business_date, company=company, mode=mode, with_contributions=with_contributions,
     )
 
 

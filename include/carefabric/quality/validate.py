@@ -24,6 +24,7 @@ to an email.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -183,10 +184,8 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if hasattr(value, "item") and not isinstance(value, list | tuple | dict):  # numpy scalar
-        try:
+        with contextlib.suppress(TypeError, ValueError):  # not convertible: fall through to str()
             return _json_value(value.item())
-        except (TypeError, ValueError):
-            pass
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -35,6 +35,10 @@ from sqlalchemy.orm import Session
 BATCH_SIZE = 5000
 
 
+class UnsupportedDialect(ValueError):
+    """The store runs on SQLite or PostgreSQL; bulk writes know no other dialect."""
+
+
 def _table(table: Any) -> Table:
     """Accept a Core ``Table`` or an ORM model class."""
     return table if isinstance(table, Table) else table.__table__
@@ -46,7 +50,7 @@ def _insert_for(bind: Session | Connection, table: Table) -> Any:
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"insert_ignore/upsert support SQLite and PostgreSQL, not {dialect}")
+    raise UnsupportedDialect(f"insert_ignore/upsert support SQLite and PostgreSQL, not {dialect}")
 
 
 def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
