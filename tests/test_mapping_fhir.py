@@ -178,6 +178,21 @@ def test_map_remittance_falls_back_to_the_trace_originator(engine: Engine, sampl
     assert isinstance(mapped, MappedRemittance) and mapped.erp_payer_id == "PAYER-TIMBUKTU"
 
 
+def test_map_remittance_finds_a_payee_named_by_tax_id(engine: Engine, samples_dir: Path) -> None:
+    """The COB sample names its payee N1*PE*..*FI*3UR334563: no NPI, a tax id."""
+    remit = read_file(samples_dir / "x12_835" / "lfh_cob_contractual_adjustment.835").remittances[0]
+    assert (remit.payee_npi, remit.payee_tax_id) == (None, "3UR334563")
+    with session_scope(engine) as s:
+        set_payer(s, "1566339911", "PAYER-COB", actor="test")
+    held = map_remittance(remit, snapshot(engine), business_date=DAY, record_key="K")
+    assert isinstance(held, Held) and (held.reason_code, held.summary) == (
+        "UNKNOWN_FACILITY", "payee tax id 3UR334563 has no facility")
+    with session_scope(engine) as s:
+        set_facility(s, "F3", "CF01", tax_id="3UR334563", location="INV-F3", actor="test")
+    mapped = map_remittance(remit, snapshot(engine), business_date=DAY, record_key="K")
+    assert isinstance(mapped, MappedRemittance) and (mapped.facility, mapped.erp_payer_id) == ("F3", "PAYER-COB")
+
+
 # --------------------------------------------------------------------------- FHIR
 
 

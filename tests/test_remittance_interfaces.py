@@ -84,6 +84,9 @@ def test_public_835_samples(engine: Engine, samples_dir: Path, data_dir: Path) -
             set_payer(s, x12_id, f"PAYER-{x12_id}", actor="test")
         set_facility(s, "F1", "CF01", npi="6543210903", location="INV-F1", actor="test")  # medicare A payee
         set_facility(s, "F2", "CF01", npi="5544667733", location="INV-F2", actor="test")  # managed care payee
+        # COB and pyx12's 4010 file name their payee by tax id (N1*PE*..*FI), not by NPI.
+        set_facility(s, "F3", "CF01", tax_id="3UR334563", location="INV-F3", actor="test")
+        set_facility(s, "F4", "CF01", tax_id="382999999", location="INV-F4", actor="test")
     folder = samples_dir / "x12_835"
     results = {name: process(engine, folder / name) for name in SAMPLES}
 
@@ -94,18 +97,19 @@ def test_public_835_samples(engine: Engine, samples_dir: Path, data_dir: Path) -
     managed = results["lfh_managed_care.835"]
     assert (managed["status"], managed["claims"], managed["unbalanced"], managed["held"]) == ("accepted", 2, 0, [])
     assert managed["findings"] > 0
-    # COB names its payee by tax id (N1*PE*..*FI), not by NPI: with the payer mapped, no facility.
+    # COB: a secondary payment whose payee is found by its tax id.
     cob = results["lfh_cob_contractual_adjustment.835"]
-    assert (cob["status"], cob["claims"], cob["unbalanced"], cob["held"]) == ("rejected", 1, 0, ["UNKNOWN_FACILITY"])
+    assert (cob["status"], cob["claims"], cob["unbalanced"], cob["held"]) == ("accepted", 1, 0, [])
     assert results["lfh_demo_malformed.835"] == {
         "file": "lfh_demo_malformed.835", "status": "rejected", "reason": "X12_UNREADABLE"}
     old = results["pyx12_835_simple_4010.835"]
-    # pyx12's 4010 file: does not balance, and its payee is a tax id (FI) too
-    assert (old["status"], old["claims"], old["unbalanced"], old["held"]) == ("rejected", 3, 1, ["UNKNOWN_FACILITY"])
+    # pyx12's 4010 file: its payee maps by tax id, but it does not balance
+    assert (old["status"], old["claims"], old["unbalanced"], old["held"]) == ("rejected", 3, 1, [])
 
     remits = {r.payer_id: r for r in scenario.rows(engine, Remittance)}
     assert {k: r.status for k, r in remits.items()} == {
-        "999": "balanced", "1935665544": "balanced", "1566339911": "rejected", "1382999999": "unbalanced"}
+        "999": "balanced", "1935665544": "balanced", "1566339911": "balanced", "1382999999": "unbalanced"}
+    assert (remits["1566339911"].facility, remits["1566339911"].payment_cents) == ("F3", 3400)
     a, mc = remits["999"], remits["1935665544"]
     assert (a.erp_payer_id, a.facility, a.company, a.payment_cents, a.trace_number) == (
         "PAYER-999", "F1", "CF01", 15000000, "12345")
@@ -116,10 +120,8 @@ def test_public_835_samples(engine: Engine, samples_dir: Path, data_dir: Path) -
 
     found = scenario.exceptions(engine)
     assert sorted((e.reason_code, e.record_key.split("|")[0]) for e in found) == [
-        ("REMIT_UNBALANCED", "pyx12_835_simple_4010.835"), ("UNKNOWN_FACILITY", "lfh_cob_contractual_adjustment.835"),
-        ("UNKNOWN_FACILITY", "pyx12_835_simple_4010.835"), ("X12_UNREADABLE", "lfh_demo_malformed.835")]
+        ("REMIT_UNBALANCED", "pyx12_835_simple_4010.835"), ("X12_UNREADABLE", "lfh_demo_malformed.835")]
     exc = {e.reason_code: e for e in found}
-    assert exc["UNKNOWN_FACILITY"].summary.endswith(": payee NPI None has no facility; nothing from it posts")
     assert exc["X12_UNREADABLE"].summary == (
         "lfh_demo_malformed.835: transaction ST02=112233 unreadable: segment 27 'CAS_CO' is not a valid X12 "
         "segment id (2-3 capital letters/digits)")
@@ -130,7 +132,7 @@ def test_public_835_samples(engine: Engine, samples_dir: Path, data_dir: Path) -
     files = {f.name: f for f in scenario.rows(engine, InboundFile)}
     assert {n: f.status for n, f in files.items()} == {
         "lfh_medicare_part_a.835": "processed", "lfh_managed_care.835": "processed",
-        "lfh_cob_contractual_adjustment.835": "rejected", "lfh_demo_malformed.835": "rejected",
+        "lfh_cob_contractual_adjustment.835": "processed", "lfh_demo_malformed.835": "rejected",
         "pyx12_835_simple_4010.835": "rejected"}
     for name in SAMPLES:
         assert_archived(engine, folder / name, data_dir)

@@ -158,6 +158,7 @@ class Remittance:
     provider_adjustments: list[ProviderAdjustment] = field(default_factory=list)
     balance_errors: list[str] = field(default_factory=list)  # empty when the three rules hold
     findings: list[str] = field(default_factory=list)  # TR3 deviations that do not touch money
+    payee_tax_id: str | None = None  # N1*PE*..*FI: payers that name the payee by tax id, not NPI
 
     @property
     def balanced(self) -> bool:

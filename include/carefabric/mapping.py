@@ -93,9 +93,12 @@ def map_remittance(remit: Remittance, cw: Crosswalks, *, business_date: Any, rec
         return held("UNKNOWN_PAYER", f"payer {remit.payer_id or remit.trace_originator} has no crosswalk entry", payer_id=remit.payer_id)
     if cw.erp_payers_active and not cw.erp_payers_active.get(erp_payer, False):
         return held("UNKNOWN_PAYER", f"ERP payer {erp_payer} is unknown or inactive", payer_id=remit.payer_id)
-    facility = cw.facility_by_npi(remit.payee_npi)
+    # The NPI names the payee exactly; some payers only send the tax id (N1*PE*..*FI).
+    facility = cw.facility_by_npi(remit.payee_npi) or cw.facility_by_tax_id(remit.payee_tax_id)
     if facility is None:
-        return held("UNKNOWN_FACILITY", f"payee NPI {remit.payee_npi} has no facility", payee_npi=remit.payee_npi)
+        named = f"NPI {remit.payee_npi}" if remit.payee_npi else f"tax id {remit.payee_tax_id}"
+        return held("UNKNOWN_FACILITY", f"payee {named} has no facility", payee_npi=remit.payee_npi,
+                    payee_tax_id=remit.payee_tax_id)
     return MappedRemittance(
         remittance=remit,
         company=facility.company,

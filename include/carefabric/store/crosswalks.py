@@ -68,7 +68,7 @@ SPECS: dict[str, Spec] = {
         "facilities",
         CwFacility,
         ("facility",),
-        ("npi", "location", "company"),
+        ("npi", "tax_id", "location", "company"),
         ("company",),
         "facilities.csv",
     ),
@@ -239,6 +239,7 @@ def set_facility(
     company: str,
     npi: str | None = None,
     location: str | None = None,
+    tax_id: str | None = None,
     *,
     actor: str,
 ) -> CwFacility:
@@ -246,7 +247,7 @@ def set_facility(
     return _set(
         session,
         "facilities",
-        {"facility": facility, "company": company, "npi": npi, "location": location},
+        {"facility": facility, "company": company, "npi": npi, "tax_id": tax_id, "location": location},
         actor,
     )
 
@@ -267,6 +268,7 @@ class CdmEntry:
 class FacilityEntry:
     facility: str
     npi: str | None
+    tax_id: str | None
     location: str | None
     company: str
 
@@ -280,6 +282,7 @@ class Crosswalks:
     payers: dict[str, str] = field(default_factory=dict)  # x12 payer id -> ERP payer id
     facilities: dict[str, FacilityEntry] = field(default_factory=dict)
     facilities_by_npi: dict[str, FacilityEntry] = field(default_factory=dict)
+    facilities_by_tax_id: dict[str, FacilityEntry] = field(default_factory=dict)
     cost_centers_active: dict[str, bool] = field(default_factory=dict)  # ERP cost centers
     accounts_active: dict[str, bool] = field(default_factory=dict)  # ERP GL accounts
     item_unit_costs_cents: dict[str, int | None] = field(default_factory=dict)  # ERP items
@@ -298,7 +301,7 @@ class Crosswalks:
             for r in rows["cdm"]
         }
         facilities = {
-            r.facility: FacilityEntry(r.facility, r.npi, r.location, r.company) for r in rows["facilities"]
+            r.facility: FacilityEntry(r.facility, r.npi, r.tax_id, r.location, r.company) for r in rows["facilities"]
         }
 
         def pairs(*columns: Any) -> dict[Any, Any]:
@@ -310,6 +313,7 @@ class Crosswalks:
             payers={r.x12_payer_id: r.erp_payer_id for r in rows["payers"]},
             facilities=facilities,
             facilities_by_npi={f.npi: f for f in facilities.values() if f.npi},
+            facilities_by_tax_id={f.tax_id: f for f in facilities.values() if f.tax_id},
             cost_centers_active=pairs(ErpCostCenter.cost_center, ErpCostCenter.active),
             accounts_active=pairs(ErpGlAccount.account, ErpGlAccount.active),
             item_unit_costs_cents=pairs(ErpItem.item, ErpItem.unit_cost_cents),
@@ -337,6 +341,9 @@ class Crosswalks:
 
     def facility_by_npi(self, npi: str | None) -> FacilityEntry | None:
         return self.facilities_by_npi.get(npi) if npi else None
+
+    def facility_by_tax_id(self, tax_id: str | None) -> FacilityEntry | None:
+        return self.facilities_by_tax_id.get(tax_id) if tax_id else None
 
     def cost_center_active(self, cost_center: str) -> bool | None:
         """True/False from the ERP master; None when the ERP does not know the cost center."""

@@ -232,6 +232,7 @@ class _Tx:
     payer_ref_2u: str | None = None
     payee_name: str | None = None
     payee_npi: str | None = None
+    payee_tax_id: str | None = None
     header_loop: str | None = None  # "PR" or "PE" after N1, for REF*2U
     claims: list[RemitClaim] = field(default_factory=list)
     plb: list[ProviderAdjustment] = field(default_factory=list)
@@ -277,6 +278,7 @@ class _Tx:
             payer_id=self.payer_n1_id or self.payer_ref_2u or self.trace_originator,
             payee_name=self.payee_name,
             payee_npi=self.payee_npi,
+            payee_tax_id=self.payee_tax_id,
             claims=self.claims,
             provider_adjustments=self.plb,
             balance_errors=self.balance_errors,
@@ -481,6 +483,8 @@ def _segment(tx: _Tx, sid: str, e: list[str], position: int, component: str) -> 
                 tx.payee_name = _get(e, 2)
                 if _get(e, 3) == "XX":
                     tx.payee_npi = _get(e, 4)
+                elif _get(e, 3) == "FI":
+                    tx.payee_tax_id = _get(e, 4)
     elif sid == "PLB":
         _plb(tx, e, position, component)
     # Any other well-formed segment (LX, TS3, TS2, MIA, MOA, QTY, LQ, PER, N3, N4, RDM ...)

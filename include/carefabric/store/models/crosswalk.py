@@ -57,13 +57,14 @@ class CwPayer(Governed, Base):
 
 
 class CwFacility(Governed, Base):
-    """Facility -> NPI, inventory location, company."""
+    """Facility -> NPI, tax id, inventory location, company (the payee of an 835 is named by one of them)."""
 
     __tablename__ = "cw_facilities"
 
     id: Mapped[int] = pk()
     facility: Mapped[str] = mapped_column(String(64), unique=True)
     npi: Mapped[str | None] = mapped_column(String(16), index=True)
+    tax_id: Mapped[str | None] = mapped_column(String(16), index=True)
     location: Mapped[str | None] = mapped_column(String(64))
     company: Mapped[str] = mapped_column(String(16))
 
