@@ -283,8 +283,13 @@ def post_journal(conn: sqlite3.Connection, body: dict[str, Any]) -> JSONResponse
              format_cents(line["debit_cents"]), format_cents(line["credit_cents"]),
              line["debit_cents"], line["credit_cents"], line["memo"]),
         )
+    return posted(conn, "journal-batches", external_id, document_id)
+
+
+def posted(conn: sqlite3.Connection, kind: str, external_id: str, document_id: str) -> JSONResponse:
+    """201 for a new document, remembered so that the same external id replays this answer."""
     response = {"document_id": document_id, "external_id": external_id, "status": "posted"}
-    IdempotencyLedger.remember(conn, "journal-batches", external_id, "", 201, response)
+    IdempotencyLedger.remember(conn, kind, external_id, "", 201, response)
     return json_response(response, 201)
 
 
@@ -340,9 +345,7 @@ def post_movement(conn: sqlite3.Connection, body: dict[str, Any]) -> JSONRespons
         "posted_at": utc_now(),
         "lines": stored,
     })
-    response = {"document_id": document_id, "external_id": external_id, "status": "posted"}
-    IdempotencyLedger.remember(conn, "inventory-movements", external_id, "", 201, response)
-    return json_response(response, 201)
+    return posted(conn, "inventory-movements", external_id, document_id)
 
 
 def post_cash_receipt(conn: sqlite3.Connection, body: dict[str, Any]) -> JSONResponse:
@@ -372,9 +375,7 @@ def post_cash_receipt(conn: sqlite3.Connection, body: dict[str, Any]) -> JSONRes
         "status": "posted",
         "posted_at": utc_now(),
     })
-    response = {"document_id": document_id, "external_id": external_id, "status": "posted"}
-    IdempotencyLedger.remember(conn, "cash-receipts", external_id, "", 201, response)
-    return json_response(response, 201)
+    return posted(conn, "cash-receipts", external_id, document_id)
 
 
 def journal_lines(conn: sqlite3.Connection, document_id: str) -> list[dict[str, Any]]:

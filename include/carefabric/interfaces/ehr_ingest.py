@@ -263,25 +263,35 @@ def _flush(engine: Engine, batch: _Batch, cw: Crosswalks, stats: Counter[str], q
     quality.add(batch)
 
 
-def _message_error(sha: str, name: str, index: int, reason: str, control_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    key = f"{sha[:12]}#{index + 1}"
+def _message_error(
+    sha: str, position: int, *, reason: str, reason_code: str, summary: str, detail: dict[str, Any],
+    payload: str, file_id: int, control_id: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The raw-message row and the business exception of one message that cannot be read.
+
+    Keyed by file and position (the message has no trustworthy control id). The payload stays in
+    the message store for replay, NULs shown as U+FFFD because PostgreSQL text cannot hold NUL;
+    the exception carries the reason only.
+    """
     raw = {
         "sender": f"file:{sha[:12]}",
-        "control_id": control_id or f"#{index + 1}",
+        "control_id": control_id or f"#{position}",
         "message_type": "UNPARSED",
         "interface": INTERFACE,
         "status": "error",
         "error": reason[:2000],
-        "position": index + 1,
+        "position": position,
+        "payload": payload.replace("\x00", "\ufffd"),
+        "file_id": file_id,
     }
     exc = {
         "kind": "business",
-        "reason_code": "HL7_PARSE_ERROR",
+        "reason_code": reason_code,
         "interface": INTERFACE,
         "record_type": "message",
-        "record_key": key,
-        "summary": f"{name} message {index + 1}: {reason}"[:480],
-        "detail": {"file": name, "position": index + 1, "control_id": control_id, "reason": reason},
+        "record_key": f"{sha[:12]}#{position}",
+        "summary": summary[:480],
+        "detail": detail,
     }
     return raw, exc
 
@@ -296,9 +306,12 @@ def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None
                 raise hl7.HL7ParseError(raw.error)
             result = hl7.canonicalize(raw)
         except hl7.HL7ParseError as exc:
-            row, error = _message_error(sha, path.name, raw.index, exc.reason, exc.control_id)
-            # PostgreSQL text cannot hold NUL: keep the rest of the bad message, NULs shown as U+FFFD
-            row.update(payload=raw.text.replace("\x00", "\ufffd"), file_id=file_id)
+            position = raw.index + 1
+            row, error = _message_error(
+                sha, position, reason=exc.reason, reason_code="HL7_PARSE_ERROR", control_id=exc.control_id,
+                summary=f"{path.name} message {position}: {exc.reason}", payload=raw.text, file_id=file_id,
+                detail={"file": path.name, "position": position, "control_id": exc.control_id, "reason": exc.reason},
+            )
             batch.raw.append(row)
             batch.errors.append(error)
             stats["message_errors"] += 1
@@ -340,16 +353,13 @@ def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | Non
         stats["messages"] += 1
         key = item.resource_id or f"#{item.line_number}"
         if item.error:
-            batch.raw.append(
-                {"sender": f"file:{sha[:12]}", "control_id": f"#{item.line_number}", "message_type": "UNPARSED",
-                 "interface": INTERFACE, "status": "error", "payload": item.raw, "file_id": file_id,
-                 "position": item.line_number, "error": item.error}
+            row, error = _message_error(
+                sha, item.line_number, reason=item.error, reason_code="FHIR_PARSE_ERROR",
+                summary=f"{path.name}: {item.error}", payload=item.raw, file_id=file_id,
+                detail={"file": path.name, "line": item.line_number},
             )
-            batch.errors.append(
-                {"kind": "business", "reason_code": "FHIR_PARSE_ERROR", "interface": INTERFACE, "record_type": "message",
-                 "record_key": f"{sha[:12]}#{item.line_number}", "summary": f"{path.name}: {item.error}"[:480],
-                 "detail": {"file": path.name, "line": item.line_number}}
-            )
+            batch.raw.append(row)
+            batch.errors.append(error)
             stats["message_errors"] += 1
             continue
         stats[f"type:FHIR {item.resource_type}"] += 1
