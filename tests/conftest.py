@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 PG_ADMIN_URL = os.environ.get("CAREFABRIC_TEST_PG_ADMIN", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "samples"
-if not SAMPLES_DIR.exists():  # a clone beside shared/ (CI) or the work tree
-    SAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+# shared/samples sits beside the checkout (CI clones the repo next to shared/);
+# CAREFABRIC_SAMPLES_DIR points elsewhere.
+SAMPLES_DIR = Path(
+    os.environ.get("CAREFABRIC_SAMPLES_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "samples")
+)
 
 
 def _pg_reachable() -> str | None:
@@ -72,6 +74,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    """``shared/samples``: real public HL7 and X12 files written by others."""
-    assert SAMPLES_DIR.exists(), f"shared samples not found at {SAMPLES_DIR}"
+    """``shared/samples``: real public HL7 and X12 files written by others.
+
+    A clone without ``shared/`` beside it skips these tests with the reason; CI
+    (``CAREFABRIC_REQUIRE_SAMPLES=1``, set by ``.ci/run``) fails instead.
+    """
+    if not SAMPLES_DIR.is_dir():
+        reason = f"public samples not found at {SAMPLES_DIR} (clone beside shared/ or set CAREFABRIC_SAMPLES_DIR)"
+        if os.environ.get("CAREFABRIC_REQUIRE_SAMPLES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     return SAMPLES_DIR
