@@ -11,11 +11,13 @@ from carefabric.store.models.crosswalk import (
     CwPayer,
 )
 from carefabric.store.models.erp import (
+    LIVE_POSTING_STATUSES,
     POSTING_KINDS,
     POSTING_STATUSES,
     ErpPosting,
     ErpPostingLine,
     PostingContribution,
+    PostingRecord,
 )
 from carefabric.store.models.exceptions import (
     EXCEPTION_KINDS,
@@ -69,6 +71,7 @@ __all__ = [
     "FILE_STATUSES",
     "MESSAGE_STATUSES",
     "NAMING_CONVENTION",
+    "LIVE_POSTING_STATUSES",
     "POSTING_KINDS",
     "POSTING_STATUSES",
     "RECON_CHECKS",
@@ -102,6 +105,7 @@ __all__ = [
     "InboundFile",
     "PatientBalance",
     "PostingContribution",
+    "PostingRecord",
     "ProviderAdjustment",
     "RawMessage",
     "ReconciliationItem",

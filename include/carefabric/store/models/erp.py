@@ -6,13 +6,20 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import Date, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from carefabric.store.models.base import Base, cents, created_at, fk, one_of, pk, updated_at
 
 POSTING_KINDS = ("journal", "inventory", "cash")
-POSTING_STATUSES = ("pending", "posted", "rejected", "failed")
+#: The outbox states (docs/CONTRACTS.md "ERP outbox"): ``pending`` stored, never sent; ``sending``
+#: claimed by one sender until ``lease_until``; ``unknown`` a send was tried and its outcome is not
+#: known (looked up in the ERP before any re-send); ``posted`` confirmed by the ERP; ``rejected``
+#: refused by the ERP, its records free to be rebuilt; ``superseded`` a rejected document whose
+#: records went into another document.
+POSTING_STATUSES = ("pending", "sending", "unknown", "posted", "rejected", "superseded")
+#: Statuses whose records count as taken: never built into a second document.
+LIVE_POSTING_STATUSES = ("pending", "sending", "unknown", "posted")
 
 
 class ErpPosting(Base):
@@ -41,6 +48,8 @@ class ErpPosting(Base):
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
     posted_at: Mapped[dt.datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None]
 
     lines: Mapped[list[ErpPostingLine]] = relationship(
         back_populates="posting", cascade="all, delete-orphan", order_by="ErpPostingLine.line_no"
@@ -48,6 +57,7 @@ class ErpPosting(Base):
     contributions: Mapped[list[PostingContribution]] = relationship(
         back_populates="posting", cascade="all, delete-orphan"
     )
+    records: Mapped[list[PostingRecord]] = relationship(back_populates="posting", cascade="all, delete-orphan")
 
 
 class ErpPostingLine(Base):
@@ -92,3 +102,25 @@ class PostingContribution(Base):
     amount_cents: Mapped[int] = cents()
 
     posting: Mapped[ErpPosting] = relationship(back_populates="contributions")
+
+
+class PostingRecord(Base):
+    """A record a document carries: (``charge``, line key) or (``remittance``, remittance id).
+
+    Whether a record is posted is a fact per document source: a charge line has separate
+    CHARGES, SUPPLY and INVENTORY memberships, so a lost SUPPLY journal is rebuilt from exactly
+    the lines it lacks. Key (posting_id, record_type, record_key).
+    """
+
+    __tablename__ = "posting_records"
+    __table_args__ = (
+        UniqueConstraint("posting_id", "record_type", "record_key"),
+        Index("ix_posting_records_record", "record_type", "record_key"),
+    )
+
+    id: Mapped[int] = pk()
+    posting_id: Mapped[int] = fk("erp_postings.id")
+    record_type: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(255))
+
+    posting: Mapped[ErpPosting] = relationship(back_populates="records")
