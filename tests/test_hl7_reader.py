@@ -366,7 +366,7 @@ def test_sample_vinah_batch_adt_a04(samples_dir: Path) -> None:
     assert enc.mrn_phi == "0000112234"
     assert enc.patient_token == phi.token("0000112234", kind="mrn")
     assert enc.message_time == dt.datetime(2007, 1, 1, 11, 29, 51)
-    assert any("type 'A'" in w for w in result.warnings)
+    assert any("CX-5 type A)" in w for w in result.warnings)
     assert any("PV1-19" in w for w in result.warnings)
     assert result.charges == []
 
@@ -406,7 +406,7 @@ def test_escapes_are_decoded_when_read() -> None:
     c1, c2 = result.charges
     assert c1.cdm_code == "CDM^9" and c1.department == "D\\PT" and c1.transaction_id == "T&1"
     assert c1.extended_amount == Decimal("12.50")  # CP with MO sub-components: 12.50&USD
-    assert any("FT1-11 12.50 differs" in w for w in result.warnings)
+    assert any("FT1 1: FT1-11 differs" in w for w in result.warnings)
     assert c1.modifiers == ("RT", "LT") and c1.procedure_code == "J1100"
     assert c2.line_number == 2 and c2.quantity == 1 and c2.extended_amount == Decimal("7.00")
     assert c2.transaction_date == dt.date(2024, 3, 1)
@@ -462,23 +462,22 @@ def test_payments_keep_their_sign() -> None:
 
 def test_mrn_falls_back_to_first_identifier_with_warning() -> None:
     result = _canon(message(msh("ADT^A08", "C6"), pid(mrns="111^^^X^PI~222^^^Y^SS"), pv1()))
-    assert result.encounter.mrn_phi == "111" and any("type 'PI'" in w for w in result.warnings)
+    assert result.encounter.mrn_phi == "111" and any("CX-5 type PI)" in w for w in result.warnings)
 
 
 @pytest.mark.parametrize(
     ("segment", "reason"),
     [
-        (ft1("1", "CDM1", ext="12,50"), "FT1-11 extended amount: '12,50' is not an HL7 number"),
-        (ft1("1", "CDM1", ext="1e3"), "FT1-11 extended amount: '1e3'"),
-        (ft1("1", "CDM1", qty="two", unit="1"), "FT1-10 quantity: 'two'"),
-        (ft1("1", "CDM1", unit="NaN"), "FT1-12 unit amount: 'NaN'"),
-        (ft1("1", "CDM1", ext="1", date="20240231"), "FT1-4 transaction date '20240231' is not a valid date"),
-        (ft1("1", "CDM1", ext="1", date="2024031"), "FT1-4 transaction date '2024031' is not an HL7 date"),
+        (ft1("1", "CDM1", ext="12,50"), "FT1-11 extended amount is not an HL7 number"),
+        (ft1("1", "CDM1", ext="1e3"), "FT1 1: FT1-11 extended amount is not an HL7 number"),
+        (ft1("1", "CDM1", qty="two", unit="1"), "FT1-10 quantity is not an HL7 number"),
+        (ft1("1", "CDM1", unit="NaN"), "FT1-12 unit amount is not an HL7 number"),
+        (ft1("1", "CDM1", ext="1", date="20240231"), "FT1-4 transaction date is not a valid date"),
+        (ft1("1", "CDM1", ext="1", date="2024031"), "FT1-4 transaction date is not an HL7 date"),
         (ft1("1", "CDM1", ext="1", date=""), "FT1-4 transaction date is missing"),
         (ft1("1", "", ext="1"), "FT1-7 transaction code (CDM) is missing"),
         (ft1("1", "CDM1", ext="1", txn_type=""), "FT1-6 transaction type is missing"),
-        (ft1("1", "CDM1"), "FT1-11 extended amount and FT1-12 unit amount are both empty"),
-        (ft1("x", "CDM1", ext="1"), "FT1-1 set id 'x' is not a positive integer"),
+        (ft1("x", "CDM1", ext="1"), "FT1-1 set id is not a positive integer"),
         (ft1("1", "CDM1", ext="1") + "\r" + ft1("1", "CDM2", ext="2"), "set id repeats"),
     ],
 )
@@ -527,7 +526,7 @@ def test_bad_dates_are_errors(text: str, reason: str) -> None:
         ("MSH|^~|A|B|C|D|20240101||ADT^A01|C1|P|2.5", "MSH-2 encoding characters"),
         ("MSH|^^\\&|A|B|C|D|20240101||ADT^A01|C1|P|2.5", "MSH-2 encoding characters"),
         ("MSHA^~\\&AaAbAcAd", "MSH-1 field separator"),
-        (message(msh("ADT^A01", "C1"), "PI"), "segment 2 is truncated: 'PI'"),
+        (message(msh("ADT^A01", "C1"), "PI"), "segment 2 is truncated: its id has 2 of 3 characters"),
         (message(msh("ADT^A01", "C1"), pid(), "PV1|1|I", "F"), "segment 4 is truncated"),
         (message(msh("ADT^A01", "C1"), "P@D|1"), "invalid segment id"),
         (message(msh("ADT^A01", "C1"), "BHS|^~\\&"), "batch envelope segment BHS"),
@@ -719,9 +718,9 @@ def test_files_without_messages_give_a_clear_reason(data: bytes, reason: str) ->
     assert reason in report.empty_reason
 
 
-def test_truncated_file_marks_the_cut_message() -> None:
-    data = frame(ALL)
-    cut = data[: data.rindex(b"FT1|") + 12]  # inside the last FT1 of the last message
+def test_truncated_batch_marks_the_cut_message() -> None:
+    data = frame(ALL, batch=True)
+    cut = data[: data.rindex(b"FT1|") + 12]  # inside the last FT1 of the last message: no BTS/FTS
     raws, report = read_all(cut)
     assert [r.error for r in raws[:2]] == [None, None]
     assert "truncated" in raws[2].error
@@ -729,6 +728,17 @@ def test_truncated_file_marks_the_cut_message() -> None:
     with pytest.raises(HL7ParseError, match="truncated") as info:
         parse(raws[2])
     assert info.value.control_id == "DFT\\T\\0002"  # raw MSH-10: the message never parsed
+
+
+def test_multi_message_file_without_final_terminator_is_accepted() -> None:
+    """Issue 9: the last segment of a bare file may lack its terminator, alone or after others."""
+    data = frame(ALL).rstrip(b"\r\n")
+    raws, report = read_all(data)
+    assert len(raws) == 3 and [r.error for r in raws] == [None, None, None]
+    assert any("no terminator" in w for w in raws[2].warnings) and report.problems == []
+    whole = [to_canonical(parse(r)) for r in read_all(frame(ALL))[0]]
+    got = [to_canonical(parse(r)) for r in raws]  # the same records as the terminated file
+    assert [(g.encounter, g.charges) for g in got] == [(w.encounter, w.charges) for w in whole]
 
 
 def test_truncated_batch_after_a_whole_message_warns() -> None:
@@ -777,7 +787,7 @@ def test_msh18_character_set_is_honoured() -> None:
     assert to_canonical(parse(raws[0])).encounter.patient_name_phi == "M\xfcLLER"
     text = message(msh("ADT^A01", "ENC4", charset="NOPE-1"), pid(), pv1())
     raws, _ = read_all(text.encode() + b"\r")
-    assert "'NOPE-1' unknown" in raws[0].warnings[0]
+    assert raws[0].warnings[0] == "MSH-18 character set unknown; decoded as UTF-8"
     text = message(msh("ADT^A01", "ENC5", charset="UNICODE UTF-16"), pid(), pv1())
     raws, _ = read_all(text.encode() + b"\r")
     assert "UTF-16 is not supported" in raws[0].error

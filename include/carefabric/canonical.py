@@ -66,6 +66,10 @@ class Charge:
     procedure_code: str | None = None  # FT1-25
     modifiers: tuple[str, ...] = ()  # FT1-26
     patient_token: str | None = None
+    # True when the source carried no amount (a DFT without FT1-11/12, a ChargeItem without
+    # priceOverride): extended_amount is a placeholder 0 until mapping prices the line from the
+    # chargemaster (CDM crosswalk price x quantity) or holds it as UNPRICED_CHARGE.
+    needs_price: bool = False
 
     @property
     def line_key(self) -> str:

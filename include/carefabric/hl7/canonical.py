@@ -17,7 +17,8 @@ Decisions (pinned by tests/test_hl7_reader.py):
   universal id in component 2). With MSH-10 it is the message's idempotency key.
 * FT1 amounts: FT1-11 and FT1-12 may be a CP/MO composite (``12.50^USD`` or ``12.50&USD``):
   the number is component 1, sub-component 1. Empty FT1-10 quantity means 1. Empty FT1-11 is
-  FT1-10 x FT1-12; both empty is an error. When both are given and disagree, FT1-11 wins with
+  FT1-10 x FT1-12; both empty marks the line ``needs_price`` (priced from the chargemaster at
+  mapping, or held as ``UNPRICED_CHARGE``). When both are given and disagree, FT1-11 wins with
   a warning.
 * Sign of charge lines (FT1-6 ``CG``/``CD``): a line is a reversal when its type is ``CD`` or
   its quantity or amount is negative; a reversal gets negative quantity *and* negative
@@ -29,11 +30,15 @@ Decisions (pinned by tests/test_hl7_reader.py):
   because ``Charge.line_key`` must be unique per message.
 * Dates: ``YYYYMMDD[HHMM[SS[.S]]][+/-ZZZZ]`` strictly (see ``datatypes``); a bad FT1-4, MSH-7,
   PV1-44 or PV1-45 is an error. PID-7 birth date is PHI kept as text: a bad one is a warning.
+* PHI: reasons and warnings name segments, positions and fields (``FT1 2: FT1-10 quantity is
+  not an HL7 number``), never a value read from the message: a sender that shifts a field can put
+  a patient's name anywhere, and reasons reach the exception queue, logs and the console.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -51,6 +56,7 @@ __all__ = ["ADT_EVENTS", "CanonicalResult", "ROUTED_TYPES", "canonicalize", "to_
 ADT_EVENTS = frozenset(("A01", "A03", "A04", "A08", "A11", "A13"))
 ROUTED_TYPES = frozenset([f"ADT^{e}" for e in ADT_EVENTS] + ["DFT^P03"])
 _CHARGE_TYPES = frozenset(("CG", "CD"))
+_TYPE_CODE = re.compile(r"[A-Z0-9]{3}(?:\^[A-Z0-9]{1,4})?")
 _ONE = Decimal(1)
 _ZERO = Decimal(0)
 
@@ -132,7 +138,7 @@ def _ts(text: str, label: str, cid: str) -> dt.datetime | None:
     try:
         return parse_datetime(text)
     except ValueError as exc:
-        raise HL7ParseError(f"{label}: {exc}", cid) from None
+        raise HL7ParseError(f"{label} {exc}", cid) from None
 
 
 def _name(value: str, d: Delimiters, first: _Reader) -> str | None:
@@ -163,7 +169,8 @@ def _mrn(pid3: str, d: Delimiters, first: _Reader, warnings: list[str]) -> str |
         comps = reps[0].split(comp, 5)
         id_type = first(comps[4]) if len(comps) > 4 else ""
         mrn = first(comps[0])
-        warnings.append(f"PID-3 has no identifier of type MR; used the first repetition (type {id_type!r})")
+        kind = "empty" if not id_type else id_type if id_type.isalnum() and len(id_type) <= 5 else "not a code"
+        warnings.append(f"PID-3 has no identifier of type MR; used the first repetition (CX-5 type {kind})")
     if not mrn:
         warnings.append("PID-3 patient identifier is empty: no patient token")
         return None
@@ -209,11 +216,12 @@ def to_canonical(msg: Message) -> CanonicalResult:
     if code == "ADT" and not event and evn is not None and len(evn) > 1:
         event = first(evn[1])
         if event:
-            warnings.append(f"MSH-9 has no trigger event; took {event!r} from EVN-1")
+            warnings.append("MSH-9 has no trigger event; took it from EVN-1")
     message_type = f"{code}^{event}" if event else code
     result = CanonicalResult(message_type, cid, sender, warnings=warnings, version=first(msh[12]) or None)
     if message_type not in ROUTED_TYPES:
-        result.skipped_reason = f"message type {message_type} is not routed by carefabric"
+        shown = message_type if _TYPE_CODE.fullmatch(message_type) else "in MSH-9 (not a type code)"
+        result.skipped_reason = f"message type {shown} is not routed by carefabric"
         return result
 
     message_time = _ts(first(msh[7]), "MSH-7 message time", cid)
@@ -289,7 +297,7 @@ def _charges(
         set_id = first(f[1])
         if set_id:
             if not set_id.isdigit():
-                raise HL7ParseError(f"FT1 {position}: FT1-1 set id {set_id!r} is not a positive integer", cid)
+                raise HL7ParseError(f"FT1 {position}: FT1-1 set id is not a positive integer", cid)
             line = int(set_id)
         else:
             line = position
@@ -311,39 +319,7 @@ def _charges(
         if not cdm:
             raise HL7ParseError(f"FT1 {line}: FT1-7 transaction code (CDM) is missing", cid)
 
-        q_text, x_text, u_text = first(f[10]), first(f[11]), first(f[12])
-        label = "FT1-10 quantity"
-        try:
-            quantity = parse_number(q_text.strip()) if q_text else _ONE
-            label = "FT1-12 unit amount"
-            unit = parse_number(u_text.strip()) if u_text else None
-            label = "FT1-11 extended amount"
-            amount = parse_number(x_text.strip()) if x_text else None
-        except ValueError as exc:
-            raise HL7ParseError(f"FT1 {line}: {label}: {exc}", cid) from None
-        if amount is not None:
-            if unit is not None and abs(amount) != abs(quantity * unit):
-                warnings.append(
-                    f"FT1 {line}: FT1-11 {amount} differs from FT1-10 x FT1-12 = {quantity * unit}; FT1-11 used"
-                )
-        elif unit is not None:
-            amount = quantity * unit
-        else:
-            raise HL7ParseError(
-                f"FT1 {line}: FT1-11 extended amount and FT1-12 unit amount are both empty", cid
-            )
-
-        if txn_type in _CHARGE_TYPES and (txn_type == "CD" or quantity < 0 or amount < 0):
-            if txn_type == "CG" and quantity * amount < 0:
-                warnings.append(
-                    f"FT1 {line}: CG line with quantity {quantity} and amount {amount} of opposite signs; "
-                    "taken as a reversal (both negative)"
-                )
-            if quantity > 0:
-                quantity = -quantity
-            if amount > 0:
-                amount = -amount
-
+        quantity, amount, unit, needs_price = _amounts(f, first, line, txn_type, cid, warnings)
         mods = f[26]
         if not mods:
             modifiers: tuple[str, ...] = ()
@@ -369,9 +345,52 @@ def _charges(
                 procedure_code=first(f[25]) or None,
                 modifiers=modifiers if modifiers != ("",) else (),
                 patient_token=token,
+                needs_price=needs_price,
             )
         )
     return charges
+
+
+def _amounts(
+    f: list[str], first: _Reader, line: int, txn_type: str, cid: str, warnings: list[str]
+) -> tuple[Decimal, Decimal, Decimal | None, bool]:
+    """FT1-10/11/12 as (quantity, signed extended amount, unit amount, needs a chargemaster price).
+
+    A line with neither FT1-11 nor FT1-12 is not an error: Cerner and Epic send DFTs that leave
+    pricing to the chargemaster. It gets amount 0 and ``needs_price``; mapping prices it from the
+    CDM crosswalk or holds that line alone (``UNPRICED_CHARGE``). Credits come both signed
+    (``CG`` with a negative amount or quantity) and unsigned (``CD`` with positive numbers); both
+    end with negative quantity and amount, so sums net and inventory sees the return.
+    """
+    q_text, x_text, u_text = first(f[10]), first(f[11]), first(f[12])
+    label = "FT1-10 quantity"
+    try:
+        quantity = parse_number(q_text.strip()) if q_text else _ONE
+        label = "FT1-12 unit amount"
+        unit = parse_number(u_text.strip()) if u_text else None
+        label = "FT1-11 extended amount"
+        amount = parse_number(x_text.strip()) if x_text else None
+    except ValueError as exc:
+        raise HL7ParseError(f"FT1 {line}: {label} {exc}", cid) from None
+    needs_price = False
+    if amount is not None:
+        if unit is not None and abs(amount) != abs(quantity * unit):
+            warnings.append(f"FT1 {line}: FT1-11 differs from FT1-10 x FT1-12; FT1-11 used")
+    elif unit is not None:
+        amount = quantity * unit
+    else:
+        amount, needs_price = _ZERO, True
+        warnings.append(f"FT1 {line}: no FT1-11 or FT1-12 amount; to be priced from the chargemaster")
+    if txn_type in _CHARGE_TYPES and (txn_type == "CD" or quantity < 0 or amount < 0):
+        if txn_type == "CG" and quantity * amount < 0:
+            warnings.append(
+                f"FT1 {line}: CG line with FT1-10 quantity and amount of opposite signs; taken as a reversal (both negative)"
+            )
+        if quantity > 0:
+            quantity = -quantity
+        if amount > 0:
+            amount = -amount
+    return quantity, amount, unit, needs_price
 
 
 def canonicalize(raw: RawMessage | str) -> CanonicalResult:

@@ -2,6 +2,10 @@
 
 Dates and amounts decide which ledger day and how many cents get posted, so they are parsed
 strictly: a value that does not match the standard's format is an error, never a guess.
+
+Error texts never quote the value: a wrong field may hold a patient's name (a sender that
+shifted PID-5 into FT1-10), and the reason travels to the exception queue, its history, logs
+and the console. The caller prefixes the field name (``FT1-10 quantity: ...``).
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ def parse_datetime(text: str) -> dt.datetime:
         return hit
     m = _TS.fullmatch(text)
     if m is None:
-        raise ValueError(f"{text!r} is not an HL7 date/time (YYYYMMDD[HHMM[SS[.S]]][+/-ZZZZ])")
+        raise ValueError(f"is not an HL7 date/time (YYYYMMDD[HHMM[SS[.S]]][+/-ZZZZ]; {len(text)} characters)")
     year, month, day, hour, minute, second, frac, sign, oh, om = m.groups()
     tz = None
     if sign:
         if int(oh) > 14 or int(om) > 59:
-            raise ValueError(f"{text!r} has an impossible UTC offset")
+            raise ValueError("has an impossible UTC offset")
         delta = dt.timedelta(hours=int(oh), minutes=int(om))
         tz = dt.timezone(-delta if sign == "-" else delta)
     try:
@@ -53,7 +57,7 @@ def parse_datetime(text: str) -> dt.datetime:
             tzinfo=tz,
         )
     except ValueError as exc:
-        raise ValueError(f"{text!r} is not a valid date/time: {exc}") from None
+        raise ValueError("is not a valid date/time (a field out of range, e.g. month 13 or day 31 in a 30-day month)") from exc
     if len(_TS_CACHE) >= _CACHE_MAX:
         _TS_CACHE.clear()
     _TS_CACHE[text] = value
@@ -80,7 +84,7 @@ def parse_number(text: str) -> Decimal:
     if hit is not None:
         return hit
     if _NM.fullmatch(text) is None:
-        raise ValueError(f"{text!r} is not an HL7 number")
+        raise ValueError(f"is not an HL7 number ({len(text)} characters; digits, one optional sign and decimal point)")
     value = Decimal(text)
     if len(_NM_CACHE) >= _CACHE_MAX:
         _NM_CACHE.clear()

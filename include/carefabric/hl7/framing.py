@@ -18,11 +18,14 @@ Decisions:
   message: it is decoded as cp1252 (latin-1 for the five bytes cp1252 leaves undefined) and the
   message carries a warning. Only structurally unusable bytes (NUL bytes: UTF-16 or binary
   data) or an unsupported multi-byte MSH-18 such as UTF-16 make ``RawMessage.error``.
-* Truncation: a file whose last segment has no terminator was cut mid-segment unless it is a
-  single hand-written message. When the file holds a batch envelope or more than one message,
-  that last message gets ``error`` (a cut FT1 amount ``12`` of ``125.00`` must never post); a
-  lone bare message only gets a warning. A batch that ends without BTS/FTS, and an MLLP start
-  byte with no end byte, also mark the last message as possibly cut (warning, resp. error).
+* Truncation: the last segment of a file may lack its terminator (interface engines and
+  hand-edited files often omit the final ``\r``), so a bare file's last message without one is
+  accepted with a warning, whether the file holds one message or many. Inside an open batch
+  envelope it is an ``error``: the file was cut, since its BTS/FTS trailer is missing too (a
+  cut FT1 amount ``12`` of ``125.00`` must never post). A batch that ends after a terminated
+  segment without BTS/FTS gets a warning; an MLLP start byte with no end byte is an error.
+* PHI: problems, warnings and errors name positions, byte offsets and segment ids, never text
+  from the file (a shifted field can hold a patient's name anywhere).
 * File-level findings (empty file, junk before the first segment, BTS/FTS counts that do not
   match) go to the optional :class:`FileReport`.
 """
@@ -253,8 +256,7 @@ class _Framer:
                 report.problems.append("BTS without BHS")
             elif count is not None and count.isdigit() and int(count) != self.batch_messages:
                 report.problems.append(
-                    f"BTS-1 says {int(count)} messages, the batch "
-                    f"{self.envelope.batch_control_id if self.envelope else None!r} holds {self.batch_messages}"
+                    f"BTS-1 says {int(count)} messages, batch {self.batches_in_file} holds {self.batch_messages}"
                 )
             self.batch_open = False
             self.batch_messages = 0
@@ -291,11 +293,10 @@ class _Framer:
             data = data[:4096]
         if at_eof:
             if not ended_cleanly:
-                single = self.index == 0 and not self.report.envelopes
-                if single:
-                    warnings.append("last segment has no terminator (accepted: single message in file)")
+                if not (self.batch_open or self.file_open):
+                    warnings.append("last segment has no terminator (accepted: no batch envelope left open)")
                 elif error is None:
-                    error = "file ends mid-segment: message truncated (last segment has no terminator)"
+                    error = "file ends mid-segment inside a batch without BTS/FTS: message truncated"
             elif self.batch_open or self.file_open:
                 warnings.append("file ends without BTS/FTS: this last message may be incomplete")
         encoding = "utf-8"
@@ -368,7 +369,7 @@ def _lookup_codec(enc: bytes, value: bytes) -> tuple[str | None, str | None]:
     try:
         codec = codecs.lookup(name).name
     except LookupError:
-        return None, f"MSH-18 character set {name!r} unknown; decoded as UTF-8"
+        return None, "MSH-18 character set unknown; decoded as UTF-8"
     return codec, None
 
 
@@ -477,5 +478,6 @@ def _no_boundary(head: bytes, buf: bytes, report: FileReport) -> None:
     elif report.bytes_read <= len(buf) and not buf.strip(b"\r\n\x0b\x1c \t"):
         report.problems.append(f"no MSH segment: the file holds only {report.bytes_read} bytes of whitespace")
     else:
-        head = head.lstrip(b"\xef\xbb\xbf")[:20].decode("latin-1")
-        report.problems.append(f"no MSH segment: the file starts {head!r}, not an HL7 v2 file")
+        head = head.lstrip(b"\xef\xbb\xbf")[:3]
+        what = f"with {head.decode()}" if head.isalnum() and head.isupper() else "with text that is no segment id"
+        report.problems.append(f"no MSH segment: the file starts {what}, not an HL7 v2 file")

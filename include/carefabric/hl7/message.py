@@ -219,16 +219,16 @@ def _delimiters(msh: str) -> Delimiters:
 def _read_delimiters(msh: str) -> Delimiters:
     sep = msh[3]
     if sep.isalnum() or sep in "\r\n \t":
-        raise HL7ParseError(f"MSH-1 field separator {sep!r} is not a usable delimiter")
+        raise HL7ParseError("MSH-1 field separator is a letter, digit or whitespace: not a usable delimiter")
     end = msh.find(sep, 4)
     enc = msh[4:] if end < 0 else msh[4:end]
     if len(enc) < 4 or len(enc) > 5:
         raise HL7ParseError(
-            f"MSH-2 encoding characters {enc[:8]!r} invalid: need component, repetition, escape and "
-            "sub-component characters (e.g. ^~\\&)"
+            f"MSH-2 encoding characters invalid ({len(enc)} characters): need component, repetition, "
+            "escape and sub-component characters (e.g. ^~\\&)"
         )
     if len(set(enc + sep)) != len(enc) + 1 or any(c.isalnum() or c in " \t" for c in enc):
-        raise HL7ParseError(f"MSH-2 encoding characters {enc[:8]!r} repeat or clash with MSH-1 {sep!r}")
+        raise HL7ParseError("MSH-2 encoding characters repeat, are letters or digits, or clash with MSH-1")
     return Delimiters(sep, enc[0], enc[1], enc[2], enc[3], enc[4] if len(enc) == 5 else None)
 
 
@@ -257,9 +257,9 @@ def parse(raw: str | RawMessage) -> Message:
     if not text.strip():
         raise HL7ParseError("empty message")
     if not text.startswith("MSH"):
-        raise HL7ParseError(f"no MSH segment: message starts with {text[:12]!r}")
+        raise HL7ParseError(f"no MSH segment: the message starts with {_segment_id(text)}")
     if len(text) < 8:
-        raise HL7ParseError(f"MSH too short: {text[:40]!r}")
+        raise HL7ParseError(f"MSH too short: {len(text)} characters")
     delims = _delimiters(text)
     sep = delims.field
     lines = text.split("\r")
@@ -287,6 +287,17 @@ def parse(raw: str | RawMessage) -> Message:
     return msg
 
 
+def _segment_id(text: str) -> str:
+    """``segment PID`` when ``text`` starts with an upper-case segment id, else a neutral phrase.
+
+    Reasons name the segment, never quote the line: a mangled line may be a patient's name.
+    """
+    head = text[:3]
+    if len(head) == 3 and head.isalnum() and head.isupper():
+        return f"segment id {head}"
+    return "text that is not a segment id"
+
+
 def _check_segments(segments: list[list[str]], sep: str, control_id: str) -> list[list[str]]:
     """Slow path: drop blank lines, explain the first bad segment id."""
     kept = []
@@ -302,12 +313,12 @@ def _check_segments(segments: list[list[str]], sep: str, control_id: str) -> lis
             kept.append(fields)
             continue
         if len(name) < 3:
-            raise HL7ParseError(f"segment {i + 1} is truncated: {name!r} is not a segment id", control_id)
+            raise HL7ParseError(f"segment {i + 1} is truncated: its id has {len(name)} of 3 characters", control_id)
         if len(name) > 3 and name[:3].isalnum() and not name[3].isalnum():
             raise HL7ParseError(
-                f"segment {i + 1} starts {name[:12]!r}: {name[3]!r} is not the field separator {sep!r} "
-                "declared in MSH-1 (wrong delimiters?)",
+                f"segment {i + 1} ({_segment_id(name)}): the character after the segment id is not the "
+                "field separator declared in MSH-1 (wrong delimiters?)",
                 control_id,
             )
-        raise HL7ParseError(f"segment {i + 1} has an invalid segment id {name[:12]!r}", control_id)
+        raise HL7ParseError(f"segment {i + 1} has an invalid segment id (not 3 letters or digits)", control_id)
     return kept

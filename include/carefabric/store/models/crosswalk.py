@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carefabric.store.models.base import Base, created_at, one_of, pk
@@ -44,6 +44,9 @@ class CwCdm(Governed, Base):
     erp_item: Mapped[str | None] = mapped_column(String(64))
     procedure_code: Mapped[str | None] = mapped_column(String(32))
     description: Mapped[str | None] = mapped_column(String(255))
+    # Chargemaster price per unit, in cents: prices a line that arrives without an amount
+    # (DFT without FT1-11/12, FHIR ChargeItem without priceOverride).
+    price_cents: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CwPayer(Governed, Base):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carefabric.store.models.base import Base, created_at, fk, one_of, pk
 
 FILE_SOURCES = ("ehr", "payer", "billing")
+VERSION_STATUSES = ("held", "accepted", "discarded")
 FILE_STATUSES = ("received", "processing", "processed", "rejected", "duplicate")
 MESSAGE_STATUSES = ("received", "parsed", "routed", "skipped", "error")
 
@@ -63,3 +64,31 @@ class RawMessage(Base):
     received_at: Mapped[dt.datetime] = created_at()
     processed_at: Mapped[dt.datetime | None]
     error: Mapped[str | None] = mapped_column(Text)  # no PHI: parser position and reason only
+
+
+class RawMessageVersion(Base):
+    """A later version of a stored message: same sender and MSH-10, different content; key
+    (message_id, version).
+
+    The first version stays in ``raw_messages``; a re-send with other content lands here as
+    version 2, 3 ... with its payload (PHI, like every raw payload) and waits for a person's
+    decision (exception ``CONFLICTING_RESEND``): ``held`` until then, ``accepted`` (its lines
+    replaced the previous version's, which were reversed) or ``discarded`` (the previous stands).
+    ``content_sha256`` tells an identical re-send, which stays silent, from a new version.
+    """
+
+    __tablename__ = "raw_message_versions"
+    __table_args__ = (UniqueConstraint("message_id", "version"), one_of("status", VERSION_STATUSES))
+
+    id: Mapped[int] = pk()
+    message_id: Mapped[int] = fk("raw_messages.id")
+    version: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    file_id: Mapped[int | None] = fk("inbound_files.id", nullable=True, ondelete="SET NULL")
+    position: Mapped[int | None] = mapped_column(Integer)
+    business_date: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="held", index=True)
+    received_at: Mapped[dt.datetime] = created_at()
+    decided_at: Mapped[dt.datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(64))

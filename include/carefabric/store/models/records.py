@@ -85,6 +85,13 @@ class Charge(Base):
     revenue_account: Mapped[str | None] = mapped_column(String(32))
     erp_item: Mapped[str | None] = mapped_column(String(64))
     billing_charge_id: Mapped[str | None] = mapped_column(String(64))
+    # NULL: the message carried the amount; 'cdm': priced from the chargemaster price at mapping;
+    # 'pending': no amount in the message and no CDM price yet (held UNPRICED_CHARGE).
+    priced_from: Mapped[str | None] = mapped_column(String(16))
+    # Re-sends under the same MSH-10 (raw_message_versions): the message version this line came
+    # from (NULL = 1) and, for a reversal line, the line_key it reverses.
+    message_version: Mapped[int | None] = mapped_column(Integer)
+    reversal_of: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
 
