@@ -1,10 +1,17 @@
 """ERP posting: the day's balanced journals (charges, supplies, remittances), inventory movements
-and cash receipts, each posted exactly once.
+and cash receipts, each posted exactly once through carefabric's outbox.
 
 Daily at 03:00 UTC for the previous business date, after ingest and remittance. Summary or
-detail posting follows the ``carefabric_posting_mode`` variable. External ids hash each
-document's content, so a rerun or a retry is a no-op in the ERP; a 503 is retried with backoff,
-a rejection goes to the exception queue. The logic is in ``carefabric.interfaces.erp_posting``.
+detail posting follows the ``carefabric_posting_mode`` variable.
+
+1. ``build_documents`` stores every document the date still needs (exact payload, records).
+2. ``send_documents`` claims and sends them; one whose answer was lost is looked up in the ERP
+   before any re-send, so nothing posts twice even where the ERP does not de-duplicate. A 503
+   storm leaves documents ``unknown`` and the task retries with backoff.
+3. ``settle_and_judge`` closes what posted and fails the run (after everything else was posted)
+   while any document is rejected (an ``ERP_REJECTED`` exception each) or unsent.
+
+The logic is in ``carefabric.interfaces.erp_posting`` and ``carefabric.store.outbox``.
 """
 
 from __future__ import annotations
@@ -29,28 +36,37 @@ INTERFACE = "erp_posting"
     tags=["carefabric", "erp", "gl", "posting"],
 )
 def erp_posting() -> None:
-    @task(pool="erp_api")
-    def resend_pending() -> int:
-        """Documents an interrupted run stored but never confirmed go first (same external id)."""
-        from carefabric.interfaces.erp_posting import retry_pending
-
-        return retry_pending(engine(), erp_client(), business_date(get_current_context()))
-
-    @task(pool="erp_api")
-    def post_charges_and_supplies(_: int) -> dict:
-        from carefabric.interfaces.erp_posting import post_charges
+    @task
+    def build_documents() -> int:
+        """Every record no live document carries yet becomes part of one, stored before sending."""
+        from carefabric.interfaces.erp_posting import build_day
 
         mode = variable("carefabric_posting_mode", "summary")
-        return post_charges(engine(), erp_client(), business_date(get_current_context()), mode=mode)
+        return len(build_day(engine(), business_date(get_current_context()), mode=mode))
 
-    @task(pool="erp_api", outlets=[assets()["postings"]])
-    def post_remittances_and_cash(_: dict) -> dict:
-        from carefabric.interfaces.erp_posting import post_remittances
+    @task(pool="erp_api")
+    def send_documents(_: int) -> dict:
+        """Claim, look up if sent before, send; transient faults leave documents for the retry."""
+        from carefabric.clients.rest import TransientError
+        from carefabric.interfaces.erp_posting import send_outstanding
+        from carefabric.store.outbox import outstanding
 
-        mode = variable("carefabric_posting_mode", "summary")
-        return post_remittances(engine(), erp_client(), business_date(get_current_context()), mode=mode)
+        day = business_date(get_current_context())
+        lease = float(variable("carefabric_outbox_lease_seconds", "120"))
+        outcomes = send_outstanding(engine(), erp_client(), day, lease_seconds=lease)
+        left = outstanding(engine(), day)
+        if left:
+            raise TransientError(f"{len(left)} document(s) of {day} not confirmed by the ERP yet")
+        return {"sent": len(outcomes), "outcomes": sorted(set(outcomes.values()))}
 
-    post_remittances_and_cash(post_charges_and_supplies(resend_pending()))
+    @task(outlets=[assets()["postings"]])
+    def settle_and_judge(_: dict) -> dict:
+        """Rejected or unsent documents fail the run here, after the rest of the day posted."""
+        from carefabric.interfaces.erp_posting import settle_day
+
+        return settle_day(engine(), business_date(get_current_context()))
+
+    settle_and_judge(send_documents(build_documents()))
 
 
 erp_posting()

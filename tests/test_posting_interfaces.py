@@ -5,6 +5,7 @@ real billing and ERP sandboxes. "Posted once" is always read from the ERP's own 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 import scenario
 from sqlalchemy.engine import Engine
 
+from carefabric.clients.rest import RejectedError
 from carefabric.interfaces import ehr_ingest, erp_posting, exception_replay, payer_remittance
 from carefabric.store.crosswalks import set_cdm
 from carefabric.store.db import session_scope
@@ -82,14 +84,18 @@ def postings(engine: Engine) -> list[ErpPosting]:
 # --------------------------------------------------------------------------- post_day
 
 
+def sources(engine: Engine, status: str | None = None) -> Counter[str]:
+    return Counter(p.source for p in postings(engine) if status is None or p.status == status)
+
+
 def test_post_day_twice_posts_each_document_once(engine: Engine, day_dir: Path, truth: dict[str, Any],
                                                  peers: SandboxServers) -> None:
     assert ingest_and_route(engine, day_dir, peers, remits=True) > 0
     erp = scenario.erp_client(peers.erp_url)
 
     first = erp_posting.post_day(engine, erp, DAY)
-    assert first["retried_pending"] == 0 and first["CHARGES CF01"] == "posted" and first["REMIT CF01"] == "posted"
-    assert first["remittances"] == truth["counts"]["remit_transactions_posted"]
+    assert first["built"] == len(first["sent"]) > 0 and set(first["sent"].values()) == {"posted"}
+    assert first["remittances_posted"] == truth["counts"]["remit_transactions_posted"]
     after_first = erp_documents(peers)
     assert after_first["cash_receipts"] == truth["counts"]["cash_receipts"]
     journals = scenario.erp_journals(peers.erp_url)
@@ -97,7 +103,7 @@ def test_post_day_twice_posts_each_document_once(engine: Engine, day_dir: Path, 
     assert len({j["external_id"] for j in journals}) == len(journals)
 
     second = erp_posting.post_day(engine, erp, DAY)
-    assert second == {"retried_pending": 0, "charges": 0, "remittances": 0}
+    assert (second["built"], second["sent"], second["unsettled"]) == (0, {}, {})
     assert erp_documents(peers) == after_first
     assert {p.status for p in postings(engine)} == {"posted"}
 
@@ -107,20 +113,23 @@ def test_post_day_twice_posts_each_document_once(engine: Engine, day_dir: Path, 
     assert verdict["differences"] == []
 
 
-def test_armed_503_is_retried_and_posted_once(engine: Engine, day_dir: Path, peers: SandboxServers) -> None:
+def test_a_503_is_looked_up_then_sent_once(engine: Engine, day_dir: Path, peers: SandboxServers) -> None:
     ingest_and_route(engine, day_dir, peers)
     scenario.admin(peers.erp_url, "faults", {"path_prefix": "/api/v1/journal-batches", "method": "POST",
                                              "status": 503, "count": 1, "retry_after": 1})
     erp = scenario.erp_client(peers.erp_url)
-    outcome = erp_posting.post_day(engine, erp, DAY)
-    assert outcome["CHARGES CF01"] == "posted"
-    posts = [status for method, path, status in erp.rest.attempts_log if method == "POST" and path == "/journal-batches"]
-    assert posts[:2] == [503, 201] and 503 not in posts[2:]
+    outcome = erp_posting.post_day(engine, erp, DAY, sleep=lambda _: None)
+    assert set(outcome["sent"].values()) == {"posted"}
+    calls = [(m, p.split("/")[1], s) for m, p, s in erp.rest.attempts_log if "journal-batches" in p]
+    # the 503 is never retried blindly: the ERP is asked for the document, then it is sent
+    assert calls[0] == ("POST", "journal-batches", 503)
+    first_doc = [c for c in calls[1:] if c[0] == "GET"]
+    assert first_doc == [("GET", "journal-batches", 404)]
     assert scenario.peer_state(peers.erp_url)["faults_pending"] == []
     charges = scenario.erp_journals(peers.erp_url, source="CHARGES")
     assert len(charges) == 1
     (posting,) = [p for p in postings(engine) if p.source == "CHARGES"]
-    assert (posting.status, posting.attempts, posting.erp_document_id) == ("posted", 1, charges[0]["document_id"])
+    assert (posting.status, posting.attempts, posting.erp_document_id) == ("posted", 2, charges[0]["document_id"])
     assert scenario.exceptions(engine, ExceptionRecord.interface == "erp_posting") == []
 
 
@@ -128,8 +137,8 @@ def test_closed_period_rejection_is_a_business_exception(engine: Engine, day_dir
     ingest_and_route(engine, day_dir, peers)
     scenario.admin(peers.erp_url, "load", {"periods": [{"period": "2024-03", "status": "closed"}]})
     erp = scenario.erp_client(peers.erp_url)
-    outcome = erp_posting.post_day(engine, erp, DAY)
-    assert outcome["CHARGES CF01"] == "rejected"
+    with pytest.raises(RejectedError, match="rejected by the ERP"):
+        erp_posting.post_day(engine, erp, DAY)
     assert erp_documents(peers) == {"journal_batches": 0, "journal_lines": 0, "inventory_movements": 0,
                                     "cash_receipts": 0}
     rejected = postings(engine)  # CHARGES and SUPPLY journals and the INVENTORY document
@@ -139,15 +148,21 @@ def test_closed_period_rejection_is_a_business_exception(engine: Engine, day_dir
     charges_posting = next(p for p in rejected if p.source == "CHARGES")
     charges_exc = next(e for e in exc if e.record_key == charges_posting.external_id)
     assert (charges_exc.kind, charges_exc.record_type, charges_exc.status) == ("business", "posting", "open")
-    assert charges_exc.summary == f"ERP refused CHARGES {charges_posting.external_id}: PERIOD_CLOSED"
+    assert charges_exc.summary == (f"ERP refused CHARGES CF01 {DAY.isoformat()} ({charges_posting.external_id}):"
+                                   " PERIOD_CLOSED")
     # the 422 was not retried
     assert {p.kind for p in rejected} == {"journal", "inventory"}
     assert [s for _m, _p, s in erp.rest.attempts_log] == [422] * len(rejected)
 
+    # still closed: the next run rebuilds the same documents, is refused again and fails again
+    with pytest.raises(RejectedError):
+        erp_posting.post_day(engine, erp, DAY)
+    assert len(postings(engine)) == len(rejected)
+
     # period reopened: the same documents (same external ids) post on the next run
     scenario.admin(peers.erp_url, "load", {"periods": [{"period": "2024-03", "status": "open"}]})
     again = erp_posting.post_day(engine, erp, DAY)
-    assert again["CHARGES CF01"] == "posted"
+    assert set(again["sent"].values()) == {"posted"}
     assert {p.status for p in postings(engine)} == {"posted"}
     docs = erp_documents(peers)
     assert (docs["journal_batches"], docs["inventory_movements"]) == (len(rejected) - 1, 1)
@@ -155,39 +170,41 @@ def test_closed_period_rejection_is_a_business_exception(engine: Engine, day_dir
     assert {(e.record_key, e.status) for e in resolved} == {(p.external_id, "resolved") for p in rejected}
 
 
-def test_pending_postings_left_by_a_crash_are_confirmed_without_double_posting(
-        engine: Engine, peers: SandboxServers) -> None:
+def test_documents_left_by_a_crash_are_looked_up_not_sent_twice(engine: Engine, peers: SandboxServers) -> None:
+    """An ERP without de-duplication: a document whose answer was lost is found, not re-posted."""
+    scenario.admin(peers.erp_url, "settings", {"deduplicate": False})
     erp = scenario.erp_client(peers.erp_url)
 
     def payload(external_id: str, cents: str) -> dict[str, Any]:
         return {"external_id": external_id, "company": "CF01", "journal_date": DAY.isoformat(), "source": "CHARGES",
-                "lines": [
+                "description": "test", "lines": [
                     {"account": "1200", "cost_center": None, "location": None, "facility": "F1", "debit": cents,
                      "credit": "0.00", "memo": None},
                     {"account": "4000", "cost_center": "CC-F1-ED", "location": None, "facility": "F1", "debit": "0.00",
                      "credit": cents, "memo": None}]}
 
-    never_sent = payload("CF-CHARGES-CF01-2024-03-05-crashbefore1", "12.50")
-    sent_unrecorded = payload("CF-CHARGES-CF01-2024-03-05-crashafter01", "20.00")
-    first_answer = erp._post("/journal-batches", sent_unrecorded)  # noqa: SLF001 - the send that happened
-    assert not first_answer.replayed
+    never_sent = payload("CF-CHARGES-CF01-20240305-crashbefore1", "12.50")
+    sent_unrecorded = payload("CF-CHARGES-CF01-20240305-crashafter01", "20.00")
+    first_answer = erp.send("journal", sent_unrecorded)  # the send that happened before the crash
+    expired = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     with session_scope(engine) as s:
-        for body, cents in ((never_sent, 1250), (sent_unrecorded, 2000)):
+        for body, cents, status in ((never_sent, 1250, "pending"), (sent_unrecorded, 2000, "sending")):
             s.add(ErpPosting(kind="journal", external_id=body["external_id"], source="CHARGES", company="CF01",
-                             business_date=DAY, status="pending", payload=body, debit_cents=cents,
-                             credit_cents=cents, attempts=1))
+                             business_date=DAY, status=status, payload=body, debit_cents=cents,
+                             credit_cents=cents, attempts=0 if status == "pending" else 1,
+                             claim_token="dead-worker" if status == "sending" else None,
+                             lease_until=expired if status == "sending" else None))
 
-    assert erp_posting.retry_pending(engine, erp, DAY) == 2
+    sent = erp_posting.send_outstanding(engine, erp, DAY)
+    assert sent == {never_sent["external_id"]: "posted", sent_unrecorded["external_id"]: "found"}
     rows = {p.external_id: p for p in postings(engine)}
     assert {k: (p.status, p.attempts) for k, p in rows.items()} == {
-        never_sent["external_id"]: ("posted", 2), sent_unrecorded["external_id"]: ("posted", 2)}
-    assert rows[sent_unrecorded["external_id"]].response == {"document_id": first_answer.document_id, "replayed": True}
-    assert rows[never_sent["external_id"]].response["replayed"] is False
+        never_sent["external_id"]: ("posted", 1), sent_unrecorded["external_id"]: ("posted", 2)}
+    assert rows[sent_unrecorded["external_id"]].erp_document_id == first_answer.document_id
 
     journals = scenario.erp_journals(peers.erp_url)
     assert sorted(j["external_id"] for j in journals) == sorted([never_sent["external_id"], sent_unrecorded["external_id"]])
-    assert erp_posting.retry_pending(engine, erp, DAY) == 0
-    assert erp_posting.post_day(engine, erp, DAY)["retried_pending"] == 0
+    assert erp_posting.send_outstanding(engine, erp, DAY) == {}
     assert len(scenario.erp_journals(peers.erp_url)) == 2
 
 
@@ -234,7 +251,7 @@ def test_replay_after_a_cdm_fix_posts_just_that_line_once(engine: Engine, day_di
     again = exception_replay.replay(engine, billing, erp, exception_ids=[exc.id], actor="test")
     assert erp_documents(peers) == state
     assert len(scenario.billing_charges(peers.billing_url)) == billing_before + 1
-    assert again["posted"] in ({}, {DAY.isoformat(): {"charges": 0}})
+    assert again["posted"] == {}
     (line,) = scenario.rows(engine, Charge, Charge.line_key == exc.record_key)
     assert line.status == "routed"
     assert scenario.exceptions(engine, ExceptionRecord.id == exc.id)[0].status == "replayed"

@@ -7,10 +7,13 @@ ledger does (balanced, known and active accounts and cost centers, known company
 so the pipeline's business exceptions are provoked by the ERP itself, not simulated. Every
 posting is idempotent on ``external_id``: a re-post answers the first result and posts nothing,
 while a rejected posting is not remembered, so the corrected re-post under the same id goes in.
+``POST /_sandbox/settings {"deduplicate": false}`` turns that off, as many real ERP import APIs
+are: then every POST is a new document and ``GET .../{external_id}`` finds the posted ones.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -101,7 +104,7 @@ MASTER_TABLES = {
 
 JOURNALS = Table(
     "journal_batches",
-    "external_id",
+    "document_id",
     (
         Column("document_id", required=True),
         Column("external_id", required=True),
@@ -112,7 +115,7 @@ JOURNALS = Table(
         Column("status"),
         Column("posted_at"),
     ),
-    filters=("journal_date", "source", "company", "document_id"),
+    filters=("journal_date", "source", "company", "external_id"),
     # Lines get their own table so tests and operators can sum the ledger in SQL.
     extra_sql="""
 CREATE TABLE IF NOT EXISTS journal_lines (
@@ -133,7 +136,7 @@ CREATE TABLE IF NOT EXISTS journal_lines (
 )
 MOVEMENTS = Table(
     "inventory_movements",
-    "external_id",
+    "document_id",
     (
         Column("document_id", required=True),
         Column("external_id", required=True),
@@ -143,11 +146,11 @@ MOVEMENTS = Table(
         Column("posted_at"),
         Column("lines", "json"),
     ),
-    filters=("movement_date", "company", "document_id"),
+    filters=("movement_date", "company", "external_id"),
 )
 CASH_RECEIPTS = Table(
     "cash_receipts",
-    "external_id",
+    "document_id",
     (
         Column("document_id", required=True),
         Column("external_id", required=True),
@@ -160,11 +163,25 @@ CASH_RECEIPTS = Table(
         Column("status"),
         Column("posted_at"),
     ),
-    filters=("receipt_date", "trace_number", "payer_id", "company", "facility"),
+    filters=("receipt_date", "trace_number", "payer_id", "company", "facility", "external_id"),
 )
 DOCUMENT_TABLES = (JOURNALS, MOVEMENTS, CASH_RECEIPTS)
-SCHEMA = "".join(t.ddl() for t in (*MASTER_TABLES.values(), *DOCUMENT_TABLES)) + IDEMPOTENCY_DDL
+# Switches a test or an operator sets on the running peer (``/_sandbox/settings``); kept in the
+# peer's own database so every request thread and a restart see the same behaviour.
+SETTINGS_DDL = "CREATE TABLE IF NOT EXISTS sandbox_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+SETTINGS_DEFAULTS = {"deduplicate": True}
+SCHEMA = "".join(t.ddl() for t in (*MASTER_TABLES.values(), *DOCUMENT_TABLES)) + IDEMPOTENCY_DDL + SETTINGS_DDL
 LINE_FIELDS = ("account", "cost_center", "location", "facility", "debit", "credit", "memo")
+
+
+def settings(conn: sqlite3.Connection) -> dict[str, Any]:
+    stored = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT name, value FROM sandbox_settings")}
+    return {**SETTINGS_DEFAULTS, **stored}
+
+
+def deduplicates(conn: sqlite3.Connection) -> bool:
+    """Whether a re-used external id answers the first result (the default) or posts again."""
+    return bool(settings(conn)["deduplicate"])
 
 
 def rejected(code: str, message: str, line: int | None = None) -> ApiError:
@@ -214,7 +231,14 @@ def check_header(body: dict[str, Any], date_field: str) -> tuple[str, str, str]:
 
 
 def replay(conn: sqlite3.Connection, scope: str, external_id: str) -> JSONResponse | None:
-    """The first answer for an external id already posted, else None."""
+    """The first answer for an external id already posted, else None.
+
+    With de-duplication switched off (``POST /_sandbox/settings {"deduplicate": false}``) the
+    ERP behaves like the many import APIs that do not look at the external id: every POST is a
+    new document, so only the caller's own discipline keeps a document from posting twice.
+    """
+    if not deduplicates(conn):
+        return None
     seen = IdempotencyLedger.find(conn, scope, external_id)
     if seen is None:
         return None
@@ -430,10 +454,13 @@ def create_app(db_path: Path, faults: FaultRegistry | None = None) -> FastAPI:
         return list_page(store, JOURNALS, request.query_params, decorate=with_lines)
 
     def one(table: Table, external_id: str) -> dict[str, Any]:
+        """The first document posted under an external id, with how many carry it."""
         with store.read() as conn:
-            record = table.get(conn, external_id)
-            if record is None:
+            rows = list(conn.execute(f"SELECT * FROM {table.name} WHERE external_id = ? ORDER BY seq", (external_id,)))
+            if not rows:
                 raise ApiError(404, "NOT_FOUND", f"no {table.name} document with external_id {external_id!r}")
+            record = table.from_db(rows[0])
+            record["documents_with_this_external_id"] = len(rows)
             if table is JOURNALS:
                 record["lines"] = journal_lines(conn, record["document_id"])
         return record
@@ -485,6 +512,20 @@ def create_app(db_path: Path, faults: FaultRegistry | None = None) -> FastAPI:
                     loaded[name] = table.replace_all(conn, body[name])
         return {"loaded": loaded, "ignored": sorted(set(body) - set(MASTER_TABLES))}
 
+    @app.post(f"{ADMIN_PREFIX}/settings")
+    async def change_settings(request: Request) -> dict[str, Any]:
+        """Switch peer behaviour, e.g. ``{"deduplicate": false}`` for an ERP without idempotency."""
+        body = await read_object(request)
+        unknown = sorted(set(body) - set(SETTINGS_DEFAULTS))
+        if unknown:
+            raise invalid(f"unknown settings: {unknown}")
+        if "deduplicate" in body and not isinstance(body["deduplicate"], bool):
+            raise invalid("deduplicate must be true or false")
+        with store.transaction() as conn:
+            for name, value in body.items():
+                conn.execute("INSERT OR REPLACE INTO sandbox_settings (name, value) VALUES (?, ?)", (name, json.dumps(value)))
+            return {"settings": settings(conn)}
+
     @app.post(f"{ADMIN_PREFIX}/reset")
     def reset() -> dict[str, Any]:
         """Forget master data, postings, idempotency keys and document numbers."""
@@ -492,6 +533,7 @@ def create_app(db_path: Path, faults: FaultRegistry | None = None) -> FastAPI:
             for table in (*MASTER_TABLES.values(), *DOCUMENT_TABLES):
                 conn.execute(f"DELETE FROM {table.name}")
             conn.execute("DELETE FROM journal_lines")
+            conn.execute("DELETE FROM sandbox_settings")
             IdempotencyLedger.clear(conn)
         faults.clear()
         return {"reset": True, "at": utc_now()}
@@ -501,6 +543,9 @@ def create_app(db_path: Path, faults: FaultRegistry | None = None) -> FastAPI:
         counts = {t.name: t.count(store) for t in (*MASTER_TABLES.values(), *DOCUMENT_TABLES)}
         counts["journal_lines"] = int(store.query("SELECT COUNT(*) FROM journal_lines")[0][0])
         closed = [r["period"] for r in store.query("SELECT period FROM periods WHERE status != 'open'")]
-        return {"peer": "erp", "counts": counts, "closed_periods": closed, "faults_pending": faults.pending()}
+        with store.read() as conn:
+            current = settings(conn)
+        return {"peer": "erp", "counts": counts, "closed_periods": closed, "faults_pending": faults.pending(),
+                "faults_fired": faults.fired(), "settings": current}
 
     return app

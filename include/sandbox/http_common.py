@@ -12,6 +12,7 @@ the sandbox's own records. Amounts are kept as the decimal text the client sent,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -118,15 +119,28 @@ def bearer_auth(expected_token: str) -> Callable[[Request], None]:
 # --------------------------------------------------------------------------- faults
 
 
+FAULT_TIMINGS = ("before", "after_commit")
+
+
 @dataclass
 class Fault:
-    """One armed fault: the next ``remaining`` requests matching method + path prefix fail."""
+    """One armed fault: the next ``remaining`` requests matching method + path prefix fail.
+
+    ``when="before"`` answers the error instead of handling the request (a gateway refusing
+    it: no side effect). ``when="after_commit"`` lets the peer handle and commit the request,
+    then waits ``hang_seconds`` and answers the error instead of the result: the answer is lost,
+    as when a load balancer times out or a worker dies while the ERP has already posted.
+    ``skip`` lets that many matching requests through first (the k-th document of a run).
+    """
 
     path_prefix: str
     method: str | None
     status: int
     remaining: int
     retry_after: int
+    when: str = "before"
+    hang_seconds: float = 0.0
+    skip: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +149,9 @@ class Fault:
             "status": self.status,
             "count": self.remaining,
             "retry_after": self.retry_after,
+            "when": self.when,
+            "hang_seconds": self.hang_seconds,
+            "skip": self.skip,
         }
 
 
@@ -148,6 +165,7 @@ class FaultRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._fired: list[dict[str, Any]] = []
 
     def arm(self, spec: Mapping[str, Any]) -> Fault:
         """Validate a fault spec (the contract's JSON) and arm it."""
@@ -163,14 +181,19 @@ class FaultRegistry:
             status = int(spec.get("status", 503))
             count = int(spec.get("count", 1))
             retry_after = int(spec.get("retry_after", 1))
+            skip = int(spec.get("skip", 0))
+            hang = float(spec.get("hang_seconds", 0))
         except (TypeError, ValueError) as exc:
-            raise invalid("status, count and retry_after must be integers") from exc
+            raise invalid("status, count, retry_after, skip and hang_seconds must be numbers") from exc
         if not 400 <= status <= 599:
             raise invalid("status must be an HTTP error status (429, 503, ...)")
-        if count < 1 or retry_after < 0:
-            raise invalid("count must be >= 1 and retry_after >= 0")
+        if count < 1 or retry_after < 0 or skip < 0 or not 0 <= hang <= 600:
+            raise invalid("count must be >= 1; retry_after, skip >= 0; hang_seconds within 0..600")
+        when = spec.get("when", "before")
+        if when not in FAULT_TIMINGS:
+            raise invalid(f"when must be one of {list(FAULT_TIMINGS)}")
         method_norm = None if method in (None, "*") else str(method).upper()
-        fault = Fault(prefix, method_norm, status, count, retry_after)
+        fault = Fault(prefix, method_norm, status, count, retry_after, when, hang, skip)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -182,9 +205,14 @@ class FaultRegistry:
                 if (fault.method is None or fault.method == method.upper()) and path.startswith(
                     fault.path_prefix
                 ):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
+                    self._fired.append({"method": method.upper(), "path": path, "status": fault.status,
+                                        "when": fault.when, "at": utc_now()})
                     return fault
         return None
 
@@ -192,9 +220,15 @@ class FaultRegistry:
         with self._lock:
             return [f.as_dict() for f in self._faults]
 
+    def fired(self) -> list[dict[str, Any]]:
+        """Every request a fault answered, in order (tests wait on this before killing a client)."""
+        with self._lock:
+            return list(self._fired)
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._fired.clear()
 
 
 def fault_response(fault: Fault) -> JSONResponse:
@@ -649,6 +683,10 @@ def make_app(title: str, faults: FaultRegistry) -> FastAPI:
         path = request.url.path
         if not path.startswith(ADMIN_PREFIX):
             fault = faults.take(request.method, path)
+            if fault is not None and fault.when == "after_commit":
+                await call_next(request)  # handled and committed; its answer is then lost
+                await asyncio.sleep(fault.hang_seconds)
+                return fault_response(fault)
             if fault is not None:
                 return fault_response(fault)
         return await call_next(request)
@@ -660,7 +698,7 @@ def make_app(title: str, faults: FaultRegistry) -> FastAPI:
 
     @app.get(f"{ADMIN_PREFIX}/faults")
     def list_faults() -> dict[str, Any]:
-        return {"pending": faults.pending()}
+        return {"pending": faults.pending(), "fired": faults.fired()}
 
     @app.delete(f"{ADMIN_PREFIX}/faults")
     def clear_faults() -> dict[str, Any]:

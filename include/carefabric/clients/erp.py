@@ -1,7 +1,8 @@
-"""ERP REST client: master data reads and idempotent postings (journals, inventory, cash).
+"""ERP REST client: master data reads, document look-ups and single-shot document sends.
 
-Every write carries an external id derived from its content (see ``carefabric.posting``); the
-ERP answers a re-used id with the first result, so a retry or a rerun never posts twice.
+Writes are never retried here: many ERP import APIs do not de-duplicate on the external id, and
+a 503 or a dropped connection can come after the ERP committed the document. The outbox
+(``carefabric.interfaces.erp_posting``) decides about re-sends, and asks ``find`` first.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from carefabric.canonical import CashReceipt, InventoryMovementLine, JournalBatch
-from carefabric.clients.rest import RestClient
-from carefabric.money import format_cents
+from carefabric.clients.rest import RejectedError, RestClient
+from carefabric.posting.payloads import DOCUMENT_PATHS
 
 MASTER_DATA = ("companies", "cost-centers", "gl-accounts", "items", "locations", "payers", "periods")
 
@@ -23,7 +24,7 @@ class PostResult:
 
     external_id: str
     document_id: str
-    replayed: bool  # True when the ERP already had this external id
+    replayed: bool  # True when the ERP already had this external id (its answer, or our look-up)
 
 
 class ErpClient:
@@ -38,76 +39,27 @@ class ErpClient:
             raise ValueError(f"unknown master data list: {kind}")
         return self.rest.paginate(f"/{kind}")
 
-    def post_journal(self, batch: JournalBatch, description: str = "") -> PostResult:
-        payload = {
-            "external_id": batch.external_id,
-            "company": batch.company,
-            "journal_date": batch.journal_date.isoformat(),
-            "source": batch.source,
-            "description": description or f"carefabric {batch.source} {batch.journal_date.isoformat()}",
-            "lines": [
-                {
-                    "account": line.account,
-                    "cost_center": line.cost_center,
-                    "location": line.location,
-                    "facility": line.facility,
-                    "debit": format_cents(line.debit_cents),
-                    "credit": format_cents(line.credit_cents),
-                    "memo": line.memo,
-                }
-                for line in batch.lines
-            ],
-        }
-        return self._post("/journal-batches", payload)
+    def send(self, kind: str, payload: dict[str, Any]) -> PostResult:
+        """POST one stored document exactly as stored, once (``journal``, ``inventory``, ``cash``)."""
+        status, body = self.rest.json("POST", _path(kind), json=payload, retry=False)
+        return PostResult(payload["external_id"], str(body.get("document_id")), replayed=status == 200)
 
-    def post_inventory(
-        self, external_id: str, company: str, movement_date: str, lines: list[InventoryMovementLine]
-    ) -> PostResult:
-        payload = {
-            "external_id": external_id,
-            "company": company,
-            "movement_date": movement_date,
-            "lines": [
-                {
-                    "location": line.location,
-                    "item": line.item,
-                    "quantity": str(line.quantity),
-                    "unit_cost": str(line.unit_cost),
-                    "cost_center": line.cost_center,
-                    "movement_type": "consumption",
-                }
-                for line in lines
-            ],
-        }
-        return self._post("/inventory-movements", payload)
-
-    def post_cash_receipt(self, receipt: CashReceipt) -> PostResult:
-        payload = {
-            "external_id": receipt.external_id,
-            "company": receipt.company,
-            "receipt_date": receipt.receipt_date.isoformat(),
-            "trace_number": receipt.trace_number,
-            "payer_id": receipt.payer_id,
-            "amount": format_cents(receipt.amount_cents),
-            "facility": receipt.facility,
-        }
-        return self._post("/cash-receipts", payload)
-
-    def repost(self, kind: str, payload: dict[str, Any]) -> PostResult:
-        """Send a stored document again exactly as first built (``journal``, ``inventory``, ``cash``).
-
-        Used to confirm documents an interrupted run stored as pending: the ERP answers a known
-        external id with its first result, or posts it now if the first send never arrived.
-        """
-        paths = {"journal": "/journal-batches", "inventory": "/inventory-movements", "cash": "/cash-receipts"}
-        if kind not in paths:
-            raise ValueError(f"unknown document kind: {kind}")
-        return self._post(paths[kind], payload)
+    def find(self, kind: str, external_id: str) -> PostResult | None:
+        """The ERP's document for an external id, or None when the ERP has none (404)."""
+        try:
+            _, body = self.rest.json("GET", f"{_path(kind)}/{quote(external_id, safe='')}")
+        except RejectedError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return PostResult(external_id, str(body.get("document_id")), replayed=True)
 
     def journals(self, journal_date: str, source: str | None = None) -> list[dict[str, Any]]:
         params = {"journal_date": journal_date} | ({"source": source} if source else {})
         return list(self.rest.paginate("/journal-batches", params))
 
-    def _post(self, path: str, payload: dict[str, Any]) -> PostResult:
-        status, body = self.rest.json("POST", path, json=payload)
-        return PostResult(payload["external_id"], str(body.get("document_id")), replayed=status == 200)
+
+def _path(kind: str) -> str:
+    if kind not in DOCUMENT_PATHS:
+        raise ValueError(f"unknown document kind: {kind}")
+    return DOCUMENT_PATHS[kind]

@@ -56,12 +56,18 @@ class RestClient:
         self.base_url = self.base_url.rstrip("/")
         self.session.headers.update({"Authorization": f"Bearer {self.token}", "Accept": "application/json"})
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send one request, retrying 429/5xx and connection errors up to ``max_attempts``."""
+    def request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> requests.Response:
+        """Send one request, retrying 429/5xx and connection errors up to ``max_attempts``.
+
+        ``retry=False`` sends once: for a write to a peer that may not de-duplicate, a 503 can
+        come after the peer committed, so only the caller (the ERP outbox, which looks the
+        document up before any re-send) may decide to send again.
+        """
         url = f"{self.base_url}{path}"
         last: str = ""
         retry_after: float | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = self.max_attempts if retry else 1
+        for attempt in range(1, attempts + 1):
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except requests.ConnectionError as exc:
@@ -73,15 +79,15 @@ class RestClient:
                     return response
                 retry_after = _retry_after_seconds(response)
                 last = f"HTTP {response.status_code}"
-            if attempt < self.max_attempts:
+            if attempt < attempts:
                 wait = min(self.max_wait, retry_after if retry_after is not None else 0.5 * 2 ** (attempt - 1))
-                log.warning("%s %s: %s, retry %d/%d in %.1fs", method, path, last, attempt, self.max_attempts, wait)
+                log.warning("%s %s: %s, retry %d/%d in %.1fs", method, path, last, attempt, attempts, wait)
                 self.sleep(wait)
-        raise TransientError(f"{method} {path}: {last} after {self.max_attempts} attempts", retry_after)
+        raise TransientError(f"{method} {path}: {last} after {attempts} attempt(s)", retry_after)
 
-    def json(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    def json(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         """Send and decode; raise ``RejectedError`` for any 4xx, return (status, body) otherwise."""
-        response = self.request(method, path, **kwargs)
+        response = self.request(method, path, retry=retry, **kwargs)
         body = response.json() if response.content else {}
         if 400 <= response.status_code < 500:
             error = body.get("error", {}) if isinstance(body, dict) else {}

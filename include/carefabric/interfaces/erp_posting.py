@@ -1,18 +1,26 @@
 """ERP posting: the day's balanced journals, inventory movements and cash receipts, posted once.
 
 The story, for one business date (the ``erp_posting`` DAG runs it nightly; ``exception_replay``
-runs the charge part for replayed lines):
+runs it for the dates of replayed records):
 
-1. Postings left ``pending`` by an interrupted run are re-sent first with their stored payload;
-   the ERP answers a known external id with its first result, so nothing posts twice.
-2. Charges routed to billing and not yet in a posted journal become a CHARGES journal, their
-   supply lines a SUPPLY journal and an INVENTORY movement document. Balanced, unposted
-   remittances become a REMIT journal and one cash receipt per EFT/check trace.
-3. Each document is stored (``pending``, with lines and per-record contributions) before it is
-   sent, then marked ``posted`` with the ERP's document id. External ids hash the content, so a
-   rerun, a retry or a crash between send and record never posts twice. A 4xx from the ERP is a
-   business exception (``ERP_REJECTED``); a 429/5xx is retried (client, then Airflow).
+1. **Build.** Under the date's build lock, every record not yet carried by a live document of a
+   source becomes part of that source's document: routed charge lines go into CHARGES, their
+   supply lines into SUPPLY and INVENTORY, balanced remittances into REMIT and one CASH receipt
+   per EFT/check trace. Each document is stored with its exact payload, its external id (a hash
+   of its content), its lines, its money contributions and the records it carries, in one
+   transaction, before anything is sent (``carefabric.store.outbox``).
+2. **Send.** Each outstanding document is claimed (compare-and-set), then sent as stored. A
+   document that may have reached the ERP before (an answer lost to a 503, a crash, a killed
+   worker) is looked up by external id first, so nothing posts twice even to an ERP that does
+   not de-duplicate. ``posted`` only on the ERP's confirmation; a 4xx is ``rejected`` with the
+   ERP's reason and one business exception; a 429/5xx leaves it ``unknown`` for the next try.
+3. **Settle.** Rejected documents whose records were rebuilt are superseded; exceptions of
+   documents that posted close. The run fails, after everything else was posted, when any
+   document of the date is rejected or unsent: a rejection is never green.
 
+A rejected document's records are free again: once the cause is fixed (period reopened, account
+activated, crosswalk changed) the next run rebuilds the document from them and posts it. A
+closed period holds the document until finance reopens it (docs/CONTRACTS.md "ERP outbox").
 Payloads carry codes, accounts and line keys only: no names, MRNs, birth dates or member ids.
 """
 
@@ -20,7 +28,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +41,6 @@ from sqlalchemy.orm import Session
 
 from carefabric.canonical import (
     Adjustment,
-    CashReceipt,
     JournalBatch,
     MappedCharge,
     MappedRemittance,
@@ -40,83 +49,66 @@ from carefabric.canonical import (
     RemitServiceLine,
     Remittance,
 )
-from carefabric.clients.erp import ErpClient, PostResult
-from carefabric.clients.rest import RejectedError
-from carefabric.interfaces.common import open_business_exception
+from carefabric.clients.erp import ErpClient
+from carefabric.clients.rest import RejectedError, TransientError
 from carefabric.interfaces.erp_master_data import charge_from_row
-from carefabric.money import format_cents
 from carefabric.posting import (
     build_cash_receipts,
     build_inventory_movements,
     charge_posting,
     charges_frame,
     inventory_external_id,
+    inventory_rows,
     remit_posting,
     supply_posting,
 )
-from carefabric.store import exceptions_repo
-from carefabric.store.bulk import insert_ignore
+from carefabric.posting.journals import JournalPosting
+from carefabric.posting.payloads import (
+    cash_payload,
+    inventory_lines,
+    inventory_payload,
+    journal_lines,
+    journal_payload,
+)
+from carefabric.store import outbox
 from carefabric.store.db import session_scope
 from carefabric.store.models import Charge as ChargeRow
-from carefabric.store.models import ErpPosting, ErpPostingLine, PostingContribution, SupplyUsage
 from carefabric.store.models import Remittance as RemittanceRow
-from carefabric.store.types import utcnow
+from carefabric.store.models import SupplyUsage
+from carefabric.store.outbox import OutboxDocument
 
 log = logging.getLogger(__name__)
 
 INTERFACE = "erp_posting"
+#: How long a claimed document is the claimer's alone. Longer than one send can take (the ERP
+#: client's 30 s timeout, one attempt), so a live sender is never overtaken mid-request.
+DEFAULT_LEASE_SECONDS = 120.0
+REMIT_STATUSES = ("balanced", "posted")
 
 
-# --------------------------------------------------------------------------- what is unposted
+# --------------------------------------------------------------------------- records of the day
 
 
-def _posted_keys(session: Session, source: str, record_type: str, keys: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(keys), 900):
-        chunk = keys[start : start + 900]
-        found.update(
-            session.scalars(
-                select(PostingContribution.record_key)
-                .join(ErpPosting)
-                .where(
-                    ErpPosting.source == source,
-                    ErpPosting.status == "posted",
-                    PostingContribution.record_type == record_type,
-                    PostingContribution.record_key.in_(chunk),
-                )
-            )
-        )
-    return found
-
-
-def unposted_charges(session: Session, business_date: dt.date, line_keys: list[str] | None = None) -> list[MappedCharge]:
-    """Charges routed to billing for the date whose line is in no posted CHARGES journal yet."""
-    query = (
+def routed_charges(session: Session, business_date: dt.date) -> list[MappedCharge]:
+    """Charges routed to billing for the date, mapped, with their supply item when they have one."""
+    rows = session.execute(
         select(ChargeRow, SupplyUsage)
         .outerjoin(SupplyUsage, SupplyUsage.line_key == ChargeRow.line_key)
         .where(ChargeRow.status == "routed", ChargeRow.business_date == business_date)
         .order_by(ChargeRow.id)
-    )
-    if line_keys is not None:
-        query = query.where(ChargeRow.line_key.in_(line_keys))
-    rows = session.execute(query).all()
-    posted = _posted_keys(session, "CHARGES", "charge", [r.line_key for r, _ in rows])
-    mapped: list[MappedCharge] = []
-    for row, supply in rows:
-        if row.line_key in posted:
-            continue
-        mapped.append(
-            MappedCharge(
-                charge=charge_from_row(row),
-                company=row.company or "",
-                cost_center=row.cost_center or "",
-                revenue_account=row.revenue_account or "",
-                erp_item=supply.item if supply else None,
-                item_unit_cost=Decimal(supply.unit_cost_cents) / 100 if supply and supply.unit_cost_cents is not None else None,
-                location=supply.location if supply else None,
-            )
+    ).all()
+    return [
+        MappedCharge(
+            charge=charge_from_row(row),
+            company=row.company or "",
+            cost_center=row.cost_center or "",
+            revenue_account=row.revenue_account or "",
+            erp_item=supply.item if supply else None,
+            item_unit_cost=Decimal(supply.unit_cost_cents) / 100 if supply and supply.unit_cost_cents is not None else None,
+            location=supply.location if supply else None,
         )
-    return mapped
+        for row, supply in rows
+    ]
 
 
 def remittance_from_row(row: RemittanceRow) -> Remittance:
@@ -161,15 +153,16 @@ def remittance_from_row(row: RemittanceRow) -> Remittance:
     )
 
 
-def unposted_remittances(session: Session, business_date: dt.date) -> list[tuple[int, MappedRemittance]]:
+def balanced_remittances(session: Session, business_date: dt.date) -> list[tuple[str, MappedRemittance]]:
+    """Balanced, mapped remittances of the date as (record key, mapped remittance)."""
     rows = session.scalars(
         select(RemittanceRow)
-        .where(RemittanceRow.status == "balanced", RemittanceRow.business_date == business_date)
+        .where(RemittanceRow.status.in_(REMIT_STATUSES), RemittanceRow.business_date == business_date)
         .order_by(RemittanceRow.id)
     ).all()
     return [
         (
-            row.id,
+            str(row.id),
             MappedRemittance(remittance=remittance_from_row(row), company=row.company or "", facility=row.facility or "",
                              erp_payer_id=row.erp_payer_id or "", business_date=business_date),
         )
@@ -177,46 +170,92 @@ def unposted_remittances(session: Session, business_date: dt.date) -> list[tuple
     ]
 
 
-# --------------------------------------------------------------------------- store, then send
+# --------------------------------------------------------------------------- build
 
 
-def _journal_payload(batch: JournalBatch) -> dict[str, Any]:
-    return {
-        "external_id": batch.external_id, "company": batch.company, "journal_date": batch.journal_date.isoformat(),
-        "source": batch.source,
-        "lines": [
-            {"account": ln.account, "cost_center": ln.cost_center, "location": ln.location, "facility": ln.facility,
-             "debit": format_cents(ln.debit_cents), "credit": format_cents(ln.credit_cents), "memo": ln.memo}
-            for ln in batch.lines
-        ],
-    }
+def _journal_document(posting: JournalPosting, business_date: dt.date, records: list[tuple[str, str]]) -> OutboxDocument | None:
+    batch: JournalBatch | None = posting.journal
+    if batch is None:
+        return None
+    return OutboxDocument(
+        kind="journal", source=batch.source, company=batch.company, business_date=business_date,
+        external_id=batch.external_id, payload=journal_payload(batch), lines=journal_lines(batch), records=records,
+        contributions=_contribution_keys(posting.contributions, batch.source),
+        debit_cents=batch.total_debit_cents, credit_cents=batch.total_credit_cents,
+    )
 
 
-def _record(
-    engine: Engine, *, kind: str, source: str, company: str, business_date: dt.date, external_id: str,
-    payload: dict[str, Any], lines: list[dict[str, Any]], contributions: pd.DataFrame | None,
-    debit: int = 0, credit: int = 0,
-) -> tuple[int, str]:
-    """Store a document as ``pending`` (once per external id); returns (id, status)."""
+def _charge_records(posting: JournalPosting) -> list[tuple[str, str]]:
+    keys = posting.contributions.loc[posting.contributions["record_type"] == "charge", "record_key"]
+    return [("charge", str(k)) for k in dict.fromkeys(keys)]
+
+
+def _free(session: Session, source: str, record_type: str, keyed: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    taken = outbox.taken_keys(session, source, record_type, [k for k, _ in keyed])
+    return [(k, v) for k, v in keyed if k not in taken]
+
+
+def _by_company(items: list[tuple[str, Any]], company: Callable[[Any], str]) -> dict[str, list[tuple[str, Any]]]:
+    grouped: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for key, value in items:
+        grouped[company(value)].append((key, value))
+    return dict(sorted(grouped.items()))
+
+
+def charge_documents(session: Session, business_date: dt.date, *, mode: str) -> list[OutboxDocument]:
+    """CHARGES, SUPPLY and INVENTORY documents for the charge lines each source does not carry yet."""
+    keyed = [(m.charge.line_key, m) for m in routed_charges(session, business_date)]
+    docs: list[OutboxDocument] = []
+    for source, build in (("CHARGES", charge_posting), ("SUPPLY", supply_posting)):
+        for company, items in _by_company(_free(session, source, "charge", keyed), lambda m: m.company).items():
+            posting = build(charges_frame([m for _, m in items]), business_date=business_date, company=company, mode=mode)
+            doc = _journal_document(posting, business_date, _charge_records(posting))
+            if doc is not None:
+                docs.append(doc)
+    for company, items in _by_company(_free(session, "INVENTORY", "charge", keyed), lambda m: m.company).items():
+        frame = charges_frame([m for _, m in items])
+        movements = build_inventory_movements(frame, company=company)
+        if not movements:
+            continue
+        ext = inventory_external_id(company, business_date, movements)
+        docs.append(OutboxDocument(
+            kind="inventory", source="INVENTORY", company=company, business_date=business_date, external_id=ext,
+            payload=inventory_payload(ext, company, business_date, movements), lines=inventory_lines(movements),
+            records=[("charge", str(k)) for k in inventory_rows(frame)["line_key"]],
+        ))
+    return docs
+
+
+def remittance_documents(session: Session, business_date: dt.date, *, mode: str) -> list[OutboxDocument]:
+    """The REMIT journal and the cash receipts for remittances each source does not carry yet."""
+    keyed = balanced_remittances(session, business_date)
+    docs: list[OutboxDocument] = []
+    for company, items in _by_company(_free(session, "REMIT", "remittance", keyed), lambda m: m.company).items():
+        posting = remit_posting([m for _, m in items], business_date=business_date, company=company, mode=mode)
+        doc = _journal_document(posting, business_date, [("remittance", k) for k, _ in items])
+        if doc is not None:
+            docs.append(doc)
+    for company, items in _by_company(_free(session, "CASH", "remittance", keyed), lambda m: m.company).items():
+        for receipt in build_cash_receipts([m for _, m in items]):
+            carried = [("remittance", k) for k, m in items if m.remittance.trace_number == receipt.trace_number]
+            contributions = pd.DataFrame([{"record_type": "receipt", "record_key": receipt.trace_number,
+                                           "account": "1010", "amount_cents": receipt.amount_cents}])
+            docs.append(OutboxDocument(
+                kind="cash", source="CASH", company=company, business_date=business_date,
+                external_id=receipt.external_id, payload=cash_payload(receipt), lines=[], records=carried,
+                contributions=contributions, debit_cents=receipt.amount_cents,
+            ))
+    return docs
+
+
+def build_day(engine: Engine, business_date: dt.date, *, mode: str = "summary") -> list[str]:
+    """Store every document the date still needs (one transaction, under the date's build lock)."""
     with session_scope(engine) as session:
-        insert_ignore(
-            session, ErpPosting,
-            [{"kind": kind, "external_id": external_id, "source": source, "company": company,
-              "business_date": business_date, "status": "pending", "payload": payload,
-              "debit_cents": debit, "credit_cents": credit, "attempts": 0}],
-            ["external_id"],
-        )
-        posting = session.scalars(select(ErpPosting).where(ErpPosting.external_id == external_id)).one()
-        insert_ignore(session, ErpPostingLine, [{"posting_id": posting.id, **line} for line in lines], ["posting_id", "line_no"])
-        if contributions is not None and len(contributions):
-            contributions = _contribution_keys(contributions, source)
-            grouped = contributions.groupby(["record_type", "record_key", "account"], sort=False)["amount_cents"].sum()
-            rows = [
-                {"posting_id": posting.id, "record_type": rt, "record_key": rk, "account": acc, "amount_cents": int(amt)}
-                for (rt, rk, acc), amt in grouped.items()
-            ]
-            insert_ignore(session, PostingContribution, rows, ["posting_id", "record_type", "record_key", "account"])
-        return posting.id, posting.status
+        outbox.lock(session, f"build:{business_date.isoformat()}")
+        docs = [*charge_documents(session, business_date, mode=mode), *remittance_documents(session, business_date, mode=mode)]
+        for doc in docs:
+            outbox.store(session, doc)
+    return [d.external_id for d in docs]
 
 
 def _contribution_keys(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -232,144 +271,99 @@ def _contribution_keys(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return out
 
 
-def _send(engine: Engine, posting_id: int, send: Any) -> str:
-    """Send one stored document; record the outcome. Transient errors propagate (retry)."""
-    with session_scope(engine) as session:
-        posting = session.get(ErpPosting, posting_id)
-        assert posting is not None
-        if posting.status == "posted":
-            return "already_posted"
-        posting.attempts += 1
-        external_id = posting.external_id
+# --------------------------------------------------------------------------- send
+
+
+def _send_one(engine: Engine, erp: ErpClient, claimed: outbox.Claimed) -> str:
+    """Send one claimed document; the outcome is recorded before this returns."""
     try:
-        result: PostResult = send()
+        if claimed.resend:
+            found = erp.find(claimed.kind, claimed.external_id)
+            if found is not None:
+                outbox.record_posted(engine, claimed, found.document_id, replayed=True, found=True)
+                return "found"
+        result = erp.send(claimed.kind, claimed.payload)
     except RejectedError as exc:
-        with session_scope(engine) as session:
-            posting = session.get(ErpPosting, posting_id)
-            assert posting is not None
-            posting.status = "rejected"
-            posting.error_code = exc.code
-            posting.response = exc.body
-            open_business_exception(
-                session, reason_code="ERP_REJECTED", interface=INTERFACE, record_type="posting", record_key=external_id,
-                summary=f"ERP refused {posting.source} {external_id}: {exc.code}", detail={"code": exc.code, "body": exc.body},
-            )
+        outbox.record_rejected(engine, claimed, exc.code, str(exc), exc.body)
+        log.warning("ERP rejected %s %s: %s", claimed.source, claimed.external_id, exc.code)
         return "rejected"
-    with session_scope(engine) as session:
-        posting = session.get(ErpPosting, posting_id)
-        assert posting is not None
-        posting.status = "posted"
-        posting.erp_document_id = result.document_id
-        posting.response = {"document_id": result.document_id, "replayed": result.replayed}
-        posting.posted_at = utcnow()
-        posting.error_code = None
-        # A document the ERP refused earlier (closed period, inactive account) went through now.
-        exceptions_repo.resolve_for(
-            session, record_type="posting", record_keys=[external_id], reason_codes=["ERP_REJECTED"],
-            note=f"posted as {result.document_id}",
-        )
+    except TransientError as exc:
+        outbox.record_unknown(engine, claimed, str(exc))
+        log.warning("ERP unavailable for %s %s: %s", claimed.source, claimed.external_id, exc)
+        return "unknown"
+    outbox.record_posted(engine, claimed, result.document_id, replayed=result.replayed)
     return "replayed" if result.replayed else "posted"
 
 
-def _journal(engine: Engine, erp: ErpClient, posting: Any, business_date: dt.date) -> str | None:
-    batch: JournalBatch | None = posting.journal
-    if batch is None:
-        return None
-    lines = [
-        {"line_no": i, "account": ln.account, "cost_center": ln.cost_center, "location": ln.location, "facility": ln.facility,
-         "debit_cents": ln.debit_cents, "credit_cents": ln.credit_cents, "memo": ln.memo}
-        for i, ln in enumerate(batch.lines, start=1)
-    ]
-    posting_id, _ = _record(
-        engine, kind="journal", source=batch.source, company=batch.company, business_date=business_date,
-        external_id=batch.external_id, payload=_journal_payload(batch), lines=lines, contributions=posting.contributions,
-        debit=batch.total_debit_cents, credit=batch.total_credit_cents,
-    )
-    return _send(engine, posting_id, lambda: erp.post_journal(batch))
+def send_outstanding(
+    engine: Engine, erp: ErpClient, business_date: dt.date, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    passes: int = 3, backoff: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, str]:
+    """Send the date's outstanding documents; returns the outcome per external id.
+
+    Documents another sender holds are waited for (until their lease ends) and taken over if it
+    died. Unknown outcomes get ``passes`` tries in this run, with backoff, before the caller's
+    retry policy takes over.
+    """
+    outcomes: dict[str, str] = {}
+    for attempt in range(passes):
+        for posting_id in outbox.outstanding(engine, business_date):
+            claimed = outbox.claim(engine, posting_id, lease_seconds)
+            if claimed is not None:
+                outcomes[claimed.external_id] = _send_one(engine, erp, claimed)
+        elsewhere = outbox.in_flight_elsewhere(engine, business_date)
+        while elsewhere:
+            sleep(min(1.0, lease_seconds))
+            elsewhere = outbox.in_flight_elsewhere(engine, business_date)
+        if not outbox.outstanding(engine, business_date):
+            break
+        if attempt < passes - 1:
+            sleep(backoff * 2**attempt)
+    return outcomes
 
 
-def retry_pending(engine: Engine, erp: ErpClient, business_date: dt.date) -> int:
-    """Re-send documents an interrupted run stored but did not confirm (idempotent by external id)."""
+# --------------------------------------------------------------------------- settle
+
+
+def mark_remittances_posted(engine: Engine, business_date: dt.date) -> int:
+    """A remittance is ``posted`` once a posted REMIT journal and a posted cash receipt carry it."""
     with session_scope(engine) as session:
-        pending = [(p.id, p.kind, p.payload) for p in session.scalars(
-            select(ErpPosting).where(ErpPosting.status == "pending", ErpPosting.business_date == business_date)
-        )]
-    for posting_id, kind, payload in pending:
-        _send(engine, posting_id, lambda k=kind, p=payload: erp.repost(k, p))
-    return len(pending)
+        rows = session.scalars(
+            select(RemittanceRow).where(RemittanceRow.status == "balanced", RemittanceRow.business_date == business_date)
+        ).all()
+        keys = [str(r.id) for r in rows]
+        done = outbox.posted_keys(session, "REMIT", "remittance", keys) & outbox.posted_keys(session, "CASH", "remittance", keys)
+        for row in rows:
+            if str(row.id) in done:
+                row.status = "posted"
+        return len(done)
 
 
-# --------------------------------------------------------------------------- the day
+def settle_day(engine: Engine, business_date: dt.date) -> dict[str, Any]:
+    """Settle the date and judge it: raise when a document is rejected or still unsent.
+
+    ``RejectedError`` (fails at once: a person must fix the cause; the exception names each
+    document) takes precedence over ``TransientError`` (retried: the ERP was unavailable).
+    """
+    report = outbox.settle(engine, business_date)
+    remittances = mark_remittances_posted(engine, business_date)
+    left = outbox.unsettled(engine, business_date)
+    summary = {"superseded": report.superseded, "exceptions_resolved": report.resolved_exceptions,
+               "remittances_posted": remittances, "unsettled": {k: len(v) for k, v in left.items()}}
+    if left.get("rejected"):
+        raise RejectedError(422, "ERP_REJECTED", f"{len(left['rejected'])} document(s) of {business_date} rejected by the "
+                            f"ERP, each an ERP_REJECTED exception: {sorted(left['rejected'])[:5]}")
+    unsent = [ext for status in ("pending", "sending", "unknown") for ext in left.get(status, [])]
+    if unsent:
+        raise TransientError(f"{len(unsent)} document(s) of {business_date} not confirmed by the ERP: {sorted(unsent)[:5]}")
+    return summary
 
 
-def post_charges(engine: Engine, erp: ErpClient, business_date: dt.date, *, mode: str = "summary", line_keys: list[str] | None = None) -> dict[str, Any]:
-    """CHARGES and SUPPLY journals and the INVENTORY document for unposted routed charges."""
-    with session_scope(engine) as session:
-        mapped = unposted_charges(session, business_date, line_keys)
-    outcome: dict[str, Any] = {"charges": len(mapped)}
-    by_company: dict[str, list[MappedCharge]] = defaultdict(list)
-    for m in mapped:
-        by_company[m.company].append(m)
-    for company, items in sorted(by_company.items()):
-        frame = charges_frame(items)
-        outcome[f"CHARGES {company}"] = _journal(engine, erp, charge_posting(frame, business_date=business_date, company=company, mode=mode), business_date)
-        outcome[f"SUPPLY {company}"] = _journal(engine, erp, supply_posting(frame, business_date=business_date, company=company, mode=mode), business_date)
-        movements = build_inventory_movements(frame, company=company)
-        if movements:
-            ext = inventory_external_id(company, business_date, movements)
-            lines = [
-                {"line_no": i, "location": m.location, "item": m.item, "quantity": m.quantity,
-                 "unit_cost_cents": int(m.unit_cost * 100), "cost_center": m.cost_center, "debit_cents": 0, "credit_cents": 0}
-                for i, m in enumerate(movements, start=1)
-            ]
-            payload = {"external_id": ext, "company": company, "movement_date": business_date.isoformat(),
-                       "lines": [{"location": m.location, "item": m.item, "quantity": str(m.quantity), "unit_cost": str(m.unit_cost),
-                                  "cost_center": m.cost_center, "movement_type": "consumption"} for m in movements]}
-            posting_id, _ = _record(engine, kind="inventory", source="INVENTORY", company=company, business_date=business_date,
-                                    external_id=ext, payload=payload, lines=lines, contributions=None)
-            outcome[f"INVENTORY {company}"] = _send(
-                engine, posting_id, lambda c=company, e=ext, mv=movements: erp.post_inventory(e, c, business_date.isoformat(), mv)
-            )
-    return outcome
-
-
-def post_remittances(engine: Engine, erp: ErpClient, business_date: dt.date, *, mode: str = "summary") -> dict[str, Any]:
-    """REMIT journal and cash receipts for balanced, mapped remittances of the date."""
-    with session_scope(engine) as session:
-        found = unposted_remittances(session, business_date)
-    outcome: dict[str, Any] = {"remittances": len(found)}
-    by_company: dict[str, list[tuple[int, MappedRemittance]]] = defaultdict(list)
-    for item in found:
-        by_company[item[1].company].append(item)
-    for company, items in sorted(by_company.items()):
-        remits = [m for _, m in items]
-        outcome[f"REMIT {company}"] = _journal(
-            engine, erp, remit_posting(remits, business_date=business_date, company=company, mode=mode), business_date
-        )
-        receipts: list[CashReceipt] = build_cash_receipts(remits)
-        for receipt in receipts:
-            payload = {"external_id": receipt.external_id, "trace_number": receipt.trace_number, "payer_id": receipt.payer_id,
-                       "amount": format_cents(receipt.amount_cents), "facility": receipt.facility,
-                       "company": receipt.company, "receipt_date": receipt.receipt_date.isoformat()}
-            contributions = pd.DataFrame(
-                [{"record_type": "receipt", "record_key": receipt.trace_number, "account": "1010", "amount_cents": receipt.amount_cents}]
-            )
-            posting_id, _ = _record(engine, kind="cash", source="CASH", company=company, business_date=business_date,
-                                    external_id=receipt.external_id, payload=payload, lines=[], contributions=contributions,
-                                    debit=receipt.amount_cents)
-            outcome[f"CASH {receipt.trace_number}"] = _send(engine, posting_id, lambda r=receipt: erp.post_cash_receipt(r))
-        with session_scope(engine) as session:
-            for remit_id, _ in items:
-                row = session.get(RemittanceRow, remit_id)
-                if row is not None:
-                    row.status = "posted"
-    return outcome
-
-
-def post_day(engine: Engine, erp: ErpClient, business_date: dt.date, *, mode: str = "summary") -> dict[str, Any]:
+def post_day(
+    engine: Engine, erp: ErpClient, business_date: dt.date, *, mode: str = "summary",
+    lease_seconds: float = DEFAULT_LEASE_SECONDS, sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
     """Everything the ERP should receive for one business date, posted exactly once."""
-    return {
-        "retried_pending": retry_pending(engine, erp, business_date),
-        **post_charges(engine, erp, business_date, mode=mode),
-        **post_remittances(engine, erp, business_date, mode=mode),
-    }
+    built = build_day(engine, business_date, mode=mode)
+    sent = send_outstanding(engine, erp, business_date, lease_seconds=lease_seconds, sleep=sleep)
+    return {"built": len(built), "sent": sent, **settle_day(engine, business_date)}

@@ -3,9 +3,11 @@
 An operator (or ``erp_master_data``, for exceptions a new mapping resolves) names what to
 replay: exception ids, a reason code, or every open exception of an interface. Held charge lines
 are rebuilt from the store, mapped with today's crosswalks, routed to billing (idempotency key per
-line) and posted to the ERP in their own CHARGES/SUPPLY/INVENTORY documents for their business
-date; their exceptions become ``replayed``. A line that still does not map stays open with one
-more attempt recorded. Every replay is in the audit log with its actor.
+line) and posted to the ERP through the outbox for their business date (``erp_posting.post_day``:
+only what no live document carries yet); their exceptions become ``replayed``. A line that still
+does not map stays open with one more attempt recorded. An ``ERP_REJECTED`` document is rebuilt
+from its records and sent again; its exception closes when its records post. Every replay is in
+the audit log with its actor.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from carefabric.clients.billing import BillingClient
 from carefabric.clients.erp import ErpClient
 from carefabric.interfaces.ehr_ingest import route_charges, supply_row
 from carefabric.interfaces.erp_master_data import charge_from_row
-from carefabric.interfaces.erp_posting import post_charges
+from carefabric.interfaces.erp_posting import post_day
 from carefabric.mapping import Held, map_charge
 from carefabric.store import audit, exceptions_repo
 from carefabric.store.bulk import insert_ignore
 from carefabric.store.crosswalks import Crosswalks
 from carefabric.store.db import session_scope
-from carefabric.store.models import Charge, ExceptionRecord, SupplyUsage
+from carefabric.store.models import Charge, ErpPosting, ExceptionRecord, SupplyUsage
 from carefabric.store.types import utcnow
 
 INTERFACE = "exception_replay"
@@ -97,17 +99,30 @@ def remap_charges(engine: Engine, exception_ids: list[int], *, actor: str) -> di
     return {"mapped": mapped_keys, "still_held": dict(still)}
 
 
+def rejected_document_dates(engine: Engine, exception_ids: list[int]) -> set[Any]:
+    """Business dates of the rejected ERP documents behind these (``ERP_REJECTED``) exceptions."""
+    with session_scope(engine) as s:
+        return set(
+            s.scalars(
+                select(ErpPosting.business_date)
+                .join(ExceptionRecord, ExceptionRecord.record_key == ErpPosting.external_id)
+                .where(ExceptionRecord.id.in_(exception_ids), ExceptionRecord.record_type == "posting",
+                       ExceptionRecord.status == "open")
+            )
+        )
+
+
 def replay(
     engine: Engine, billing: BillingClient, erp: ErpClient, *, exception_ids: list[int], actor: str, mode: str = "summary"
 ) -> dict[str, Any]:
     """Re-map, route and post the records behind ``exception_ids``."""
+    rejected_dates = rejected_document_dates(engine, exception_ids)
     remapped = remap_charges(engine, exception_ids, actor=actor)
     keys = remapped["mapped"]
     routed = route_charges(engine, billing, line_keys=keys) if keys else {"routed": 0}
-    posted: dict[str, Any] = {}
+    dates = set(rejected_dates)
     if keys:
         with session_scope(engine) as s:
-            dates = sorted(set(s.scalars(select(Charge.business_date).where(Charge.line_key.in_(keys)))))
-        for day in dates:
-            posted[day.isoformat()] = post_charges(engine, erp, day, mode=mode, line_keys=keys)
+            dates.update(s.scalars(select(Charge.business_date).where(Charge.line_key.in_(keys))))
+    posted = {day.isoformat(): post_day(engine, erp, day, mode=mode) for day in sorted(dates)}
     return {"exceptions": len(exception_ids), "mapped": len(keys), "still_held": remapped["still_held"], "routed": routed, "posted": posted}

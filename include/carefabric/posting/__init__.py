@@ -8,7 +8,7 @@ and sends them with the ERP client. The rules are those of docs/CONTRACTS.md "Po
 
 from carefabric.posting.cash import TRACE_COLUMNS, build_cash_receipts, remit_traces_frame
 from carefabric.posting.external_ids import content_digest, external_id
-from carefabric.posting.inventory import build_inventory_movements, inventory_external_id
+from carefabric.posting.inventory import build_inventory_movements, inventory_external_id, inventory_rows
 from carefabric.posting.journals import (
     CHARGE_COLUMNS,
     CONTRIBUTION_COLUMNS,
@@ -44,6 +44,7 @@ __all__ = [
     "content_digest",
     "external_id",
     "inventory_external_id",
+    "inventory_rows",
     "remit_events_frame",
     "remit_posting",
     "remit_traces_frame",

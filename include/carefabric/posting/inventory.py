@@ -43,10 +43,10 @@ def build_inventory_movements(
     item on one day (item master edited mid-day) stay visible instead of being averaged.
     ``company`` (optional) asserts every charge belongs to that company's document.
     """
-    frame = _postable(_as_charges_frame(charges))
+    frame = _as_charges_frame(charges)
     if company is not None:
         _check_company(frame, company, "supply charges")
-    supply = frame[frame["erp_item"].notna() & (frame["erp_item"] != "")]
+    supply = inventory_rows(frame)
     if supply.empty:
         return []
     grouped = (
@@ -65,6 +65,12 @@ def build_inventory_movements(
         )
         for (location, item, cost_center, unit_cost), micros in grouped.items()
     ]
+
+
+def inventory_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The charge rows an INVENTORY document carries: postable FT1 types with an ERP item."""
+    postable = _postable(frame)
+    return postable[postable["erp_item"].notna() & (postable["erp_item"] != "")]
 
 
 def inventory_external_id(

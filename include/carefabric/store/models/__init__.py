@@ -16,6 +16,7 @@ from carefabric.store.models.erp import (
     POSTING_STATUSES,
     ErpPosting,
     ErpPostingLine,
+    OutboxLock,
     PostingContribution,
     PostingRecord,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "ExceptionRecord",
     "InboundFile",
     "PatientBalance",
+    "OutboxLock",
     "PostingContribution",
     "PostingRecord",
     "ProviderAdjustment",

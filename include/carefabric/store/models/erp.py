@@ -124,3 +124,16 @@ class PostingRecord(Base):
     record_key: Mapped[str] = mapped_column(String(255))
 
     posting: Mapped[ErpPosting] = relationship(back_populates="records")
+
+
+class OutboxLock(Base):
+    """One row per lock scope (``build:<date>``): building a date's documents updates it first.
+
+    The UPDATE is a row lock on PostgreSQL and the database write lock on SQLite, held until the
+    build commits, so two runs for one date never put one record into two documents.
+    """
+
+    __tablename__ = "outbox_locks"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locked_at: Mapped[dt.datetime | None]

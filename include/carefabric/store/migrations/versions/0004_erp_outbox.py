@@ -1,4 +1,5 @@
-"""ERP outbox: claim token and lease per document, explicit outcome states, records per document.
+"""ERP outbox: claim token and lease per document, explicit outcome states, records per document,
+and the build lock.
 
 Revision ID: 0004
 Revises: 0003
@@ -43,9 +44,16 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_posting_records_posting_id"), "posting_records", ["posting_id"], unique=False)
     op.create_index("ix_posting_records_record", "posting_records", ["record_type", "record_key"], unique=False)
+    op.create_table(
+        "outbox_locks",
+        sa.Column("scope", sa.String(length=64), nullable=False),
+        sa.Column("locked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("scope", name=op.f("pk_outbox_locks")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("outbox_locks")
     op.drop_index("ix_posting_records_record", table_name="posting_records")
     op.drop_index(op.f("ix_posting_records_posting_id"), table_name="posting_records")
     op.drop_table("posting_records")
