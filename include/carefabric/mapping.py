@@ -8,10 +8,11 @@ same function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from carefabric import phi
 from carefabric.canonical import Charge, MappedCharge, MappedRemittance, Remittance
 from carefabric.store.crosswalks import Crosswalks
 
@@ -33,26 +34,35 @@ def map_charge(charge: Charge, cw: Crosswalks) -> MappedCharge | Held:
     """Resolve facility, CDM, department cost center, revenue account and ERP item for one line.
 
     Checks run in the order an analyst would fix them: an unknown facility hides every other
-    problem, an unknown CDM code hides the department, and so on. One reason per line.
+    problem, an unknown CDM code hides the department, and so on. One reason per line. A line
+    that arrived without an amount (``needs_price``) is priced here from the CDM price times
+    the quantity (the returned ``MappedCharge.charge`` carries the amount), or held
+    ``UNPRICED_CHARGE`` until the chargemaster has a price.
+
+    Codes from the message are echoed through ``phi.code``: one that is not shaped like a code
+    (a shifted name, an SSN) is named by its field instead.
     """
     key = charge.line_key
+    cdm, fac = phi.code(charge.cdm_code, "CDM code"), phi.code(charge.facility, "facility")
 
     def held(reason: str, summary: str, **detail: Any) -> Held:
-        return Held(reason, "charge", key, summary, {"cdm_code": charge.cdm_code, "facility": charge.facility, **detail})
+        return Held(reason, "charge", key, summary, {"cdm_code": cdm, "facility": fac, **detail})
 
     facility = cw.facility(charge.facility)
     if facility is None:
-        return held("UNKNOWN_FACILITY", f"facility {charge.facility} has no crosswalk entry")
+        return held("UNKNOWN_FACILITY", f"facility {fac} has no crosswalk entry")
     entry = cw.cdm_entry(charge.cdm_code)
     if entry is None or not entry.revenue_account:
-        return held("UNKNOWN_CDM", f"CDM code {charge.cdm_code} has no crosswalk entry")
+        return held("UNKNOWN_CDM", f"CDM code {cdm} has no crosswalk entry")
+    if charge.needs_price:
+        if entry.price_cents is None:
+            return held("UNPRICED_CHARGE", f"line has no amount (FT1-11/FT1-12) and CDM code {cdm} has no price")
+        unit = Decimal(entry.price_cents) / 100
+        charge = replace(charge, extended_amount=charge.quantity * unit, unit_amount=unit, needs_price=False)
     cost_center = cw.cost_center(charge.facility, charge.department)
     if cost_center is None:
-        return held(
-            "UNKNOWN_DEPARTMENT",
-            f"department {charge.department} at {charge.facility} has no cost center",
-            department=charge.department,
-        )
+        dept = phi.code(charge.department, "department")
+        return held("UNKNOWN_DEPARTMENT", f"department {dept} at {fac} has no cost center", department=dept)
     active = cw.cost_center_active(cost_center)
     if active is None:
         return held("UNKNOWN_COST_CENTER", f"cost center {cost_center} is not in the ERP", cost_center=cost_center)
@@ -69,7 +79,7 @@ def map_charge(charge: Charge, cw: Crosswalks) -> MappedCharge | Held:
             return held("ITEM_WITHOUT_COST", f"ERP item {entry.erp_item} has no unit cost", item=entry.erp_item)
         unit_cost = Decimal(cents) / 100
         if not facility.location:
-            return held("UNKNOWN_LOCATION", f"facility {charge.facility} has no inventory location")
+            return held("UNKNOWN_LOCATION", f"facility {fac} has no inventory location")
     return MappedCharge(
         charge=charge,
         company=facility.company,

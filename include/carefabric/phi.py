@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from functools import lru_cache
 
 _DEFAULT_KEY = "carefabric-sandbox-token-key"  # the sandbox key; production sets CAREFABRIC_TOKEN_KEY
@@ -38,3 +39,23 @@ def mask(value: str | None, *, keep: int = 0) -> str | None:
     if keep <= 0 or keep >= len(value):
         return "***"
     return "***" + value[-keep:]
+
+
+# A code: letters, digits and a few separators, no spaces, at most 40 characters (CDM codes,
+# departments, facilities, control ids). SSN- and phone-shaped values are never codes.
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,39}")
+_PHI_SHAPED = re.compile(r"\d{3}-\d{2}-\d{4}|\(?\d{3}\)?[ .-]?\d{3}[.-]\d{4}")
+
+
+def code(value: str | None, field: str = "field") -> str | None:
+    """``value`` when it has the shape of a code, else a placeholder that names the field.
+
+    Exception summaries name the code an operator must fix (``CDM code CDM1001 has no crosswalk
+    entry``). A sender that shifts fields can put a patient's name or SSN where a code belongs;
+    such a value is never echoed, the summary says ``<FT1-7 not a code>`` instead.
+    """
+    if value is None or value == "":
+        return value
+    if _CODE.fullmatch(value) and not _PHI_SHAPED.search(value):
+        return value
+    return f"<{field} not a code>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ SPECS: dict[str, Spec] = {
         "cdm",
         CwCdm,
         ("cdm_code",),
-        ("revenue_account", "erp_item", "procedure_code", "description"),
+        ("revenue_account", "erp_item", "procedure_code", "description", "price_cents"),
         ("revenue_account",),
         "cdm.csv",
     ),
@@ -86,6 +87,24 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
+def _price_cents(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A CDM row's price as integer cents: CSV column ``price`` (dollars, ``12.50``) or ``price_cents``.
+
+    Chargemaster exports carry dollars; the store keeps cents like every amount.
+    """
+    price = _clean(raw.get("price"))
+    cents = _clean(raw.get("price_cents"))
+    if price is None and cents is None:
+        return raw
+    try:
+        value = int(cents) if cents is not None else int((Decimal(price) * 100).to_integral_value(ROUND_HALF_UP))
+    except (InvalidOperation, ValueError):
+        raise CrosswalkError("cdm price is not a number of dollars (price) or cents (price_cents)") from None
+    if value < 0:
+        raise CrosswalkError("cdm price must not be negative")
+    return {**raw, "price_cents": value}
+
+
 def _key_text(spec: Spec, values: Mapping[str, Any]) -> str:
     return "|".join(str(values[c]) for c in spec.key)
 
@@ -103,7 +122,11 @@ def apply_rows(
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     now = utcnow()
     for number, raw in enumerate(rows, start=1):
+        if name == "cdm":
+            raw = _price_cents(raw)
         values = {c: _clean(raw.get(c)) for c in (*spec.key, *spec.values)}
+        if values.get("price_cents") is not None:
+            values["price_cents"] = int(values["price_cents"])
         missing = [c for c in (*spec.key, *spec.required) if not values[c]]
         key = tuple(values[c] for c in spec.key)
         row = current.get(key)
@@ -199,9 +222,10 @@ def set_cdm(
     description: str | None = None,
     *,
     actor: str,
+    price_cents: int | None = None,
 ) -> CwCdm:
     """Add or change one CDM mapping (history + audit). ``None`` keeps an existing optional
-    value; ``""`` clears it."""
+    value; ``""`` clears it. ``price_cents`` is the chargemaster unit price."""
     return _set(
         session,
         "cdm",
@@ -211,6 +235,7 @@ def set_cdm(
             "erp_item": erp_item,
             "procedure_code": procedure_code,
             "description": description,
+            "price_cents": price_cents,
         },
         actor,
     )
@@ -262,6 +287,7 @@ class CdmEntry:
     erp_item: str | None
     procedure_code: str | None
     description: str | None
+    price_cents: int | None = None  # chargemaster unit price
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +323,7 @@ class Crosswalks:
         """Read every crosswalk and master table once (a dozen queries, whatever the volume)."""
         rows = {name: list(session.scalars(select(spec.model))) for name, spec in SPECS.items()}
         cdm = {
-            r.cdm_code: CdmEntry(r.cdm_code, r.revenue_account, r.erp_item, r.procedure_code, r.description)
+            r.cdm_code: CdmEntry(r.cdm_code, r.revenue_account, r.erp_item, r.procedure_code, r.description, r.price_cents)
             for r in rows["cdm"]
         }
         facilities = {
