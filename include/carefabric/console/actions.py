@@ -6,18 +6,33 @@ Every action names its actor and lands in the audit log (through ``exceptions_re
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from carefabric.console.queries import exception_detail, replay_command
+from carefabric.console.queries.exceptions import replayable_ids
+from carefabric.console.replay import replay_conf
 from carefabric.store import audit, exceptions_repo
 from carefabric.store import crosswalks as cw
 from carefabric.store.db import session_scope
-from carefabric.store.models import ErpCostCenter, ErpGlAccount, ErpItem, ErpPayer, ExceptionRecord
+from carefabric.store.models import (
+    ErpCompany,
+    ErpCostCenter,
+    ErpGlAccount,
+    ErpItem,
+    ErpLocation,
+    ErpPayer,
+    ExceptionRecord,
+)
+
+if TYPE_CHECKING:
+    from carefabric.console.replay import ReplayTrigger
+    from carefabric.console.security import Principal
 
 #: ``replayer(engine, exception_ids, actor) -> dict``: map, route and post the records again.
 Replayer = Callable[[Engine, list[int], str], dict[str, Any]]
@@ -82,14 +97,19 @@ def replay(
     exception_ids: list[int] | None = None,
     reason_code: str | None = None,
     interface: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
     actor: str,
     replayer: Replayer | None = None,
+    trigger: ReplayTrigger | None = None,
+    principal: Principal | None = None,
 ) -> dict[str, Any]:
-    """Replay open exceptions: through ``replayer`` when the caller has billing/ERP clients,
-    otherwise a dry run that says which would map now and gives the DAG command to run.
+    """Replay open exceptions: the ``exception_replay`` DAG run through ``trigger`` (the console,
+    as the user), in process through ``replayer`` (callers holding billing/ERP clients), or else
+    a dry run that says which would map now and gives the DAG command.
 
-    Without a replayer nothing is written: re-mapping a line here without routing it to billing
-    and posting it to the ERP would mark its exception replayed while the line is still unposted.
+    Only records the DAG can post again are replayed (held charges, rejected ERP documents):
+    parse errors and duplicates are fixed at the source, so asking to replay only those is refused.
     """
     from carefabric.interfaces.exception_replay import select_exceptions
 
@@ -98,24 +118,52 @@ def replay(
         ids = select_exceptions(engine, exception_ids=exception_ids, reason_code=reason_code, interface=interface)
     except ValueError as exc:
         raise ActionError(str(exc)) from None
-    command = replay_command(ids or exception_ids, None if ids else reason_code, None if ids else interface, actor)
-    if not ids:
+    with session_scope(engine) as s:
+        replayable = replayable_ids(s, ids, date_from=date_from, date_to=date_to)
+    if not ids or (not replayable and (date_from or date_to)):
         return {"mode": "none", "exception_ids": [], "message": "no open exception matches", "command": None}
+    if not replayable:
+        raise ActionError("none of these exceptions can be replayed (parse errors, duplicates and files "
+                          "are fixed at the source and delivered again)")
+    skipped = sorted(set(ids) - set(replayable))
+    if trigger is not None and principal is not None:
+        return _trigger(engine, trigger, principal, replayable, skipped, exception_ids, reason_code, interface,
+                        date_from, date_to)
     if replayer is not None:
-        result = replayer(engine, ids, actor)
-        return {"mode": "replayed", "exception_ids": ids, "result": result, "command": None}
-    would_map, still_held, not_charges = preview(engine, ids)
+        result = replayer(engine, replayable, actor)
+        return {"mode": "replayed", "exception_ids": replayable, "result": result, "command": None}
+    would_map, still_held, not_charges = preview(engine, replayable)
     return {
-        "mode": "dag",
-        "exception_ids": ids,
-        "would_map": would_map,
-        "still_held": still_held,
-        "not_charge_exceptions": not_charges,
-        "message": (
-            "replay maps, routes to billing and posts to the ERP, which needs the billing and ERP "
-            "connections: it runs in the exception_replay DAG. Trigger it with the command below."
-        ),
-        "command": command,
+        "mode": "dag", "exception_ids": replayable, "not_replayable": skipped,
+        "would_map": would_map, "still_held": still_held, "not_charge_exceptions": not_charges,
+        "message": "replay maps, routes to billing and posts to the ERP: it runs in the exception_replay DAG.",
+        "command": replay_command(replayable, None, None, actor),
+    }
+
+
+def _trigger(
+    engine: Engine, trigger: ReplayTrigger, principal: Principal, ids: list[int], skipped: list[int],
+    exception_ids: list[int] | None, reason_code: str | None, interface: str | None,
+    date_from: dt.date | None, date_to: dt.date | None,
+) -> dict[str, Any]:
+    """Trigger the DAG as the user and audit the request with the run it started."""
+    by_selection = bool(exception_ids) or bool(skipped) or bool(date_from or date_to)
+    conf = replay_conf(exception_ids=ids if by_selection else None, reason_code=reason_code, interface=interface)
+    would_map, still_held, _ = preview(engine, ids)
+    run = trigger.trigger(principal, conf)
+    with session_scope(engine) as s:
+        for exc_id in ids:
+            exc = s.get(ExceptionRecord, exc_id)
+            assert exc is not None
+            audit.record(
+                s, principal.name, "exception.replay_requested",
+                f"exception:{exc.id}:{exc.reason_code}:{exc.record_type}:{exc.record_key}"[:255],
+                {"exception_id": exc.id, "dag_run_id": run.run_id},
+            )
+    return {
+        "mode": "triggered", "exception_ids": ids, "not_replayable": skipped, "would_map": would_map,
+        "still_held": still_held, "run": run.as_dict(), "command": None,
+        "message": f"exception_replay run {run.run_id} started as {principal.name}",
     }
 
 
@@ -212,6 +260,38 @@ def set_payer(session: Session, x12_payer_id: str, *, erp_payer_id: str, actor: 
     except cw.CrosswalkError as exc:
         raise ActionError(str(exc)) from None
     return _row(row, "payers")
+
+
+def set_facility(session: Session, facility: str, *, company: str, npi: str | None = None,
+                 tax_id: str | None = None, location: str | None = None, actor: str) -> dict[str, Any]:
+    """Map a facility to its ERP company (and NPI, tax id, inventory location for 835 payees)."""
+    actor = clean_actor(actor)
+    if not (facility and company):
+        raise ActionError("a facility mapping needs a facility and a company")
+    _check_known(session, ErpCompany, ErpCompany.company_id, company, "company")
+    _check_known(session, ErpLocation, ErpLocation.location, location or None, "location")
+    try:
+        row = cw.set_facility(session, facility, company, npi, location, tax_id, actor=actor)
+    except cw.CrosswalkError as exc:
+        raise ActionError(str(exc)) from None
+    return _row(row, "facilities")
+
+
+def set_crosswalk(session: Session, table: str, values: dict[str, str | None], *, actor: str) -> dict[str, Any]:
+    """Add or change one row of any crosswalk from its column values (the console's one edit form)."""
+    if table not in cw.SPECS:
+        raise LookupError(f"no crosswalk {table!r} (one of {', '.join(cw.SPECS)})")
+    v = {k: ((values.get(k) or "").strip() or None) for k in (*cw.SPECS[table].key, *cw.SPECS[table].values)}
+    if table == "cdm":
+        return set_cdm(session, v["cdm_code"] or "", revenue_account=v["revenue_account"] or "", erp_item=v["erp_item"],
+                       procedure_code=v["procedure_code"], description=v["description"], actor=actor)
+    if table == "departments":
+        return set_department(session, v["facility"] or "", v["department"] or "", cost_center=v["cost_center"] or "",
+                              actor=actor)
+    if table == "payers":
+        return set_payer(session, v["x12_payer_id"] or "", erp_payer_id=v["erp_payer_id"] or "", actor=actor)
+    return set_facility(session, v["facility"] or "", company=v["company"] or "", npi=v["npi"], tax_id=v["tax_id"],
+                        location=v["location"], actor=actor)
 
 
 def _row(row: Any, table: str) -> dict[str, Any]:
