@@ -151,8 +151,8 @@ def test_demo_malformed_is_rejected_naming_cas_co(x12_dir: Path) -> None:
     assert result.remittances == []
     (error,) = result.errors
     assert error.reason == (
-        "transaction ST02=112233 unreadable: segment 27 'CAS_CO' is not a valid X12 segment id "
-        "(2-3 capital letters/digits)"
+        "transaction ST02=112233 unreadable: segment 27: segment id CAS is followed by '_' instead of the "
+        "element separator '*' the ISA declares"
     )
     assert (error.interchange_control, error.group_control, error.transaction_control) == (
         "000000907",
@@ -252,20 +252,23 @@ def test_not_starting_with_isa() -> None:
 
 
 def test_isa_too_short() -> None:
-    with pytest.raises(
-        X12Error, match="ISA segment too short: file has 41 characters, a fixed-width ISA needs 106"
-    ):
+    with pytest.raises(X12Error, match="^ISA segment has 6 element separators '\\*' where 16 are required$"):
         _read_bytes(b"ISA*00*          *00*          *ZZ*SHORT~")
+    with pytest.raises(X12Error, match="^ISA segment too short: file has 104 characters"):
+        _read_bytes(b"ISA*00*          *00*          *ZZ*SHORT          *ZZ*RECEIVER       *240102*1200*^*00501*000000001*0*T*")
 
 
 def test_garbage_isa_rejected() -> None:
     with pytest.raises(X12Error, match="invalid element separator 'X'"):
         _read_bytes(b"ISAX" + b"A" * 200)
-    with pytest.raises(X12Error, match="not the fixed 106"):  # unpadded ISA06: ISA16 lands elsewhere
-        _read_bytes(
-            b"ISA*00*          *00*          *ZZ*SHORT*ZZ*RECEIVER       *240102*1200*^*00501*000000001*0*T*:~"
-            b"GS*HP*A*B*20240102*1200*1*X*005010X221A1~"
-        )
+    # an unpadded ISA06 is read by its separators, with a finding (it was refused before issue 9)
+    result = _read_bytes(
+        b"ISA*00*          *00*          *ZZ*SHORT*ZZ*RECEIVER       *240102*1200*^*00501*000000001*0*T*:~"
+        b"GS*HP*A*B*20240102*1200*1*X*005010X221A1~GE*0*1~IEA*1*000000001~"
+    )
+    assert (result.remittances, result.errors) == ([], [])
+    assert result.findings == [
+        "segment 1 ISA is 96 characters, not the fixed 106 (elements not padded to their widths); read by its separators"]
 
 
 def test_pipe_delimiters_declared_in_isa(x12_dir: Path) -> None:
@@ -350,10 +353,9 @@ def test_bpr_missing_elements(x12_dir: Path) -> None:
 def test_amount_not_a_number(x12_dir: Path) -> None:
     data = (x12_dir / "lfh_managed_care.835").read_bytes().replace(b"*450.00*300.00*", b"*45O.00*300.00*")
     (error,) = _read_bytes(data).errors
-    assert (
-        error.reason
-        == "transaction ST02=112233 unreadable: claim 5554555444 CLP04 '45O.00' is not a decimal amount"
-    )
+    assert error.reason == (  # the value is not quoted: an element may hold PHI
+        "transaction ST02=112233 unreadable: claim 5554555444 CLP04 is not a decimal amount "
+        "(X12 type R: digits, optional leading '-' and '.')")
 
 
 def test_bad_transaction_does_not_stop_the_others(x12_dir: Path) -> None:
@@ -366,7 +368,7 @@ def test_bad_transaction_does_not_stop_the_others(x12_dir: Path) -> None:
     items = list(iter_transactions(io.BytesIO(data)))
     assert [type(i).__name__ for i in items] == ["Remittance", "X12Error", "Remittance"]
     assert [i.transaction_control for i in items] == ["112233", "222222", "333333"]  # type: ignore[union-attr]
-    assert "CAS_CO" in items[1].reason  # type: ignore[union-attr]
+    assert "segment id CAS is followed by '_'" in items[1].reason  # type: ignore[union-attr]
 
 
 def test_unbalanced_claim_and_line_messages(x12_dir: Path) -> None:
@@ -467,7 +469,7 @@ def test_validate_999_content(x12_dir: Path) -> None:
     ]
     demo = validate_file(x12_dir / "lfh_demo_malformed.835", now=NOW)
     assert "IK3*CAS_CO*25*1~" in demo.ack_999 and "IK5*R*4*5~" in demo.ack_999
-    assert any(f.source == "reader" and "CAS_CO" in f.message and f.touches_money for f in demo.findings)
+    assert any(f.source == "reader" and "CAS is followed by '_'" in f.message and f.touches_money for f in demo.findings)
 
 
 def test_validate_unreadable_file_still_answers(tmp_path: Path) -> None:
@@ -518,7 +520,8 @@ def test_file_summary_verdicts(x12_dir: Path) -> None:
     assert s["transactions"][0]["claims"][0]["reversal"] is True
     demo = file_summary(x12_dir / "lfh_demo_malformed.835")
     assert demo["readable"] is False and demo["transactions"] == []
-    assert "CAS_CO" in demo["errors"][0]["reason"] and demo["errors"][0]["transaction_control"] == "112233"
+    assert "CAS is followed by '_'" in demo["errors"][0]["reason"]
+    assert demo["errors"][0]["transaction_control"] == "112233"
 
 
 def test_file_summary_unreadable_raises(tmp_path: Path) -> None:
