@@ -70,11 +70,14 @@ class Charge:
     # priceOverride): extended_amount is a placeholder 0 until mapping prices the line from the
     # chargemaster (CDM crosswalk price x quantity) or holds it as UNPRICED_CHARGE.
     needs_price: bool = False
+    # A line from a correction accepted under the same MSH-10 (``~v2``) or a reversal credit of an
+    # earlier line (``~rev2``): its own idempotency key, so billing and the ERP take it as new.
+    key_suffix: str = ""
 
     @property
     def line_key(self) -> str:
-        """Natural idempotency key of the line: sender, control id and line number."""
-        return f"{self.source}|{self.message_control_id}|{self.line_number}"
+        """Natural idempotency key of the line: sender, control id, line number (and suffix)."""
+        return f"{self.source}|{self.message_control_id}|{self.line_number}{self.key_suffix}"
 
 
 # --------------------------------------------------------------------------- payer side

@@ -51,7 +51,7 @@ from carefabric.hl7.escapes import Delimiters, unescape
 from carefabric.hl7.framing import RawMessage
 from carefabric.hl7.message import Message, parse, peek_control_id
 
-__all__ = ["ADT_EVENTS", "CanonicalResult", "ROUTED_TYPES", "canonicalize", "to_canonical"]
+__all__ = ["ADT_EVENTS", "CanonicalResult", "ROUTED_TYPES", "canonicalize", "to_canonical", "type_label"]
 
 ADT_EVENTS = frozenset(("A01", "A03", "A04", "A08", "A11", "A13"))
 ROUTED_TYPES = frozenset([f"ADT^{e}" for e in ADT_EVENTS] + ["DFT^P03"])
@@ -77,6 +77,14 @@ class CanonicalResult:
     @property
     def skipped(self) -> bool:
         return self.skipped_reason is not None
+
+
+
+
+def type_label(message_type: str) -> str:
+    """The message type to show outside the raw store: the code (``ADT^A01``), or a neutral label
+    when MSH-9 holds something else (a shifted field may hold a name)."""
+    return message_type if _TYPE_CODE.fullmatch(message_type) else "<MSH-9 not a type code>"
 
 
 _Reader = Callable[[str], str]
@@ -220,8 +228,7 @@ def to_canonical(msg: Message) -> CanonicalResult:
     message_type = f"{code}^{event}" if event else code
     result = CanonicalResult(message_type, cid, sender, warnings=warnings, version=first(msh[12]) or None)
     if message_type not in ROUTED_TYPES:
-        shown = message_type if _TYPE_CODE.fullmatch(message_type) else "in MSH-9 (not a type code)"
-        result.skipped_reason = f"message type {shown} is not routed by carefabric"
+        result.skipped_reason = f"message type {type_label(message_type)} is not routed by carefabric"
         return result
 
     message_time = _ts(first(msh[7]), "MSH-7 message time", cid)

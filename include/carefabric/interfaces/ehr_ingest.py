@@ -9,9 +9,12 @@ The story, in the order the ``ehr_ingest`` DAG runs it:
    parse to canonical encounters and charges, validate the file's frames with Great
    Expectations, map through the crosswalks, and write everything in bulk. A message that does
    not parse, or a line that does not map, becomes a business exception; the file goes on.
-3. ``route_charges``: send mapped charges to billing, one idempotency key per line
-   (``line_key``), and mark them routed. Supply lines also feed ERP inventory consumption via
-   ``supply_usage`` (posted, summarized per day, by ``erp_posting``).
+3. ``route_charges`` (``charge_routing``, re-exported here): send mapped charges to billing, one
+   idempotency key per line (``line_key``), and mark them routed. Supply lines also feed ERP
+   inventory consumption via ``supply_usage`` (posted, summarized per day, by ``erp_posting``).
+
+A message re-sent under an MSH-10 already stored is skipped when identical and held as a new
+version (``CONFLICTING_RESEND``) when not: see ``resends``.
 """
 
 from __future__ import annotations
@@ -21,17 +24,17 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from carefabric import hl7
-from carefabric.canonical import Charge, Encounter, MappedCharge
-from carefabric.clients.billing import BillingClient
+from carefabric import hl7, phi
 from carefabric.fhir import iter_resources
+from carefabric.hl7.canonical import type_label
+from carefabric.interfaces import resends
+from carefabric.interfaces.charge_routing import billing_payload, route_charges
 from carefabric.interfaces.common import (
     archive_copy,
     file_digest,
@@ -39,8 +42,14 @@ from carefabric.interfaces.common import (
     register_file,
     store_quality,
 )
-from carefabric.mapping import CHARGEABLE_TYPES, Held, map_charge
-from carefabric.money import format_cents, to_cents
+from carefabric.interfaces.ingest_rows import (
+    IngestBatch,
+    apply_mapping,
+    charge_row,
+    encounter_row,
+    map_rows,
+    supply_row,
+)
 from carefabric.store import exceptions_repo
 from carefabric.store.bulk import insert_ignore
 from carefabric.store.crosswalks import Crosswalks
@@ -50,11 +59,17 @@ from carefabric.store.models import Encounter as EncounterRow
 from carefabric.store.models import InboundFile, RawMessage, SupplyUsage
 from carefabric.store.types import utcnow
 
+__all__ = [
+    "apply_mapping", "billing_payload", "charge_row", "encounter_row", "ingest_file", "map_rows", "pending_files",
+    "route_charges", "supply_row",
+]
+
 log = logging.getLogger(__name__)
 
 INTERFACE = "ehr_ingest"
 EXTENSIONS = (".hl7", ".ndjson")
 CHUNK = 5000
+RAW_KEY = ["sender", "control_id", "message_type"]
 
 
 # --------------------------------------------------------------------------- listing
@@ -89,110 +104,7 @@ def pending_files(landing: Path, engine: Engine, *, include_processed: bool = Fa
     return pending
 
 
-# --------------------------------------------------------------------------- canonical -> rows
-
-
-def charge_row(charge: Charge, business_date: dt.date | None = None) -> dict[str, Any]:
-    """The store row of a canonical charge (status received; mapping fills the rest)."""
-    return {
-        "line_key": charge.line_key,
-        "source": charge.source,
-        "facility": charge.facility,
-        "encounter_id": charge.encounter_id,
-        "message_control_id": charge.message_control_id,
-        "line_number": charge.line_number,
-        "transaction_id": charge.transaction_id,
-        "transaction_date": charge.transaction_date,
-        "transaction_type": charge.transaction_type,
-        "cdm_code": charge.cdm_code,
-        "quantity": charge.quantity,
-        "amount_cents": to_cents(charge.extended_amount),
-        "unit_amount_cents": to_cents(charge.unit_amount) if charge.unit_amount is not None else None,
-        "department": charge.department,
-        "procedure_code": charge.procedure_code,
-        "modifiers": "^".join(charge.modifiers) or None,
-        "patient_token": charge.patient_token,
-        "business_date": business_date or charge.transaction_date,
-        "status": "received",
-    }
-
-
-def apply_mapping(row: dict[str, Any], outcome: MappedCharge | Held | None) -> None:
-    """Write a mapping outcome onto a charge row (status mapped/held)."""
-    if isinstance(outcome, MappedCharge):
-        row.update(
-            status="mapped",
-            company=outcome.company,
-            cost_center=outcome.cost_center,
-            revenue_account=outcome.revenue_account,
-            erp_item=outcome.erp_item,
-        )
-    elif isinstance(outcome, Held):
-        row.update(status="held", company=None, cost_center=None, revenue_account=None, erp_item=None)
-
-
-def supply_row(mapped: MappedCharge, business_date: dt.date) -> dict[str, Any]:
-    charge = mapped.charge
-    return {
-        "line_key": charge.line_key,
-        "facility": charge.facility,
-        "transaction_date": charge.transaction_date,
-        "business_date": business_date,
-        "item": mapped.erp_item,
-        "location": mapped.location,
-        "quantity": charge.quantity,
-        "unit_cost_cents": to_cents(mapped.item_unit_cost) if mapped.item_unit_cost is not None else None,
-        "cost_center": mapped.cost_center,
-        "company": mapped.company,
-        "status": "mapped",
-    }
-
-
-_ENCOUNTER_COLUMNS = tuple(f.name for f in fields(Encounter) if not f.name.endswith("_phi"))
-
-
-def encounter_row(enc: Encounter) -> dict[str, Any]:
-    """Encounter columns without the ``*_phi`` fields (they stay in the raw message only).
-
-    A shallow read of the fields: every value is a str, datetime or None, so ``asdict``'s
-    recursive deep copy (a third of the ingest profile) bought nothing.
-    """
-    row = {k: getattr(enc, k) for k in _ENCOUNTER_COLUMNS}
-    row["encounter_id"] = row["encounter_id"] or ""
-    return row
-
-
-def map_rows(charges: list[Charge], rows: list[dict[str, Any]], cw: Crosswalks) -> tuple[list[dict[str, Any]], list[Held]]:
-    """Map charges in memory; return supply rows and held records. Rows are updated in place."""
-    supply: list[dict[str, Any]] = []
-    held: list[Held] = []
-    for charge, row in zip(charges, rows, strict=True):
-        if charge.transaction_type not in CHARGEABLE_TYPES:
-            continue  # payments/adjustments in FT1 are billing's business, not charge capture
-        outcome = map_charge(charge, cw)
-        apply_mapping(row, outcome)
-        if isinstance(outcome, Held):
-            held.append(outcome)
-        elif outcome.is_supply:
-            supply.append(supply_row(outcome, row["business_date"]))
-    return supply, held
-
-
 # --------------------------------------------------------------------------- one file
-
-
-class _Batch:
-    """Rows gathered from up to ``CHUNK`` messages, written in one transaction."""
-
-    def __init__(self) -> None:
-        self.raw: list[dict[str, Any]] = []
-        self.encounters: list[dict[str, Any]] = []
-        self.charges: list[Charge] = []
-        self.charge_rows: list[dict[str, Any]] = []
-        self.errors: list[dict[str, Any]] = []
-
-    def __len__(self) -> int:
-        return len(self.raw)
 
 
 class _Quality:
@@ -212,7 +124,7 @@ class _Quality:
         self.rows: dict[str, list[dict[str, Any]]] = {"charges": [], "encounters": []}
         self.parts = 0
 
-    def add(self, batch: _Batch) -> None:
+    def add(self, batch: IngestBatch) -> None:
         if not self.enabled:
             return
         self.rows["charges"].extend({k: row[k] for k in self.CHARGE_COLUMNS} for row in batch.charge_rows)
@@ -245,10 +157,14 @@ class _Quality:
             self.validate()
 
 
-def _flush(engine: Engine, batch: _Batch, cw: Crosswalks, stats: Counter[str], quality: _Quality) -> None:
-    supply, held = map_rows(batch.charges, batch.charge_rows, cw)
+def _flush(engine: Engine, batch: IngestBatch, cw: Crosswalks, stats: Counter[str], quality: _Quality) -> None:
     with session_scope(engine) as session:
-        insert_ignore(session, RawMessage, batch.raw, ["sender", "control_id", "message_type"])
+        new = insert_ignore(session, RawMessage, batch.raw, RAW_KEY)
+        if batch.hl7 and (new < len(batch.raw) or batch.repeats):
+            resent = resends.triage(session, batch.candidates(), interface=INTERFACE, business_date=batch.business_date)
+            batch.drop(resent)
+            stats["resent"] += len(resent)
+        supply, held = map_rows(batch.charges, batch.charge_rows, cw)
         stats["encounters"] += insert_ignore(
             session, EncounterRow, batch.encounters, ["source", "encounter_id", "event_type", "message_control_id"]
         )
@@ -296,8 +212,8 @@ def _message_error(
     return raw, exc
 
 
-def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[_Batch]:
-    batch = _Batch()
+def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[IngestBatch]:
+    batch = IngestBatch(business_date)
     report = hl7.FileReport()
     for raw in hl7.iter_messages(path, report=report):
         stats["messages"] += 1
@@ -310,17 +226,18 @@ def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None
             row, error = _message_error(
                 sha, position, reason=exc.reason, reason_code="HL7_PARSE_ERROR", control_id=exc.control_id,
                 summary=f"{path.name} message {position}: {exc.reason}", payload=raw.text, file_id=file_id,
-                detail={"file": path.name, "position": position, "control_id": exc.control_id, "reason": exc.reason},
+                detail={"file": path.name, "position": position, "control_id": phi.code(exc.control_id, "MSH-10"),
+                        "reason": exc.reason},
             )
             batch.raw.append(row)
             batch.errors.append(error)
             stats["message_errors"] += 1
         else:
             status = "skipped" if result.skipped else "parsed"
-            stats[f"type:{result.message_type}"] += 1
+            stats[f"type:{type_label(result.message_type)}"] += 1
             if result.skipped:
                 stats["skipped"] += 1
-            batch.raw.append(
+            batch.add_hl7(
                 {
                     "sender": result.sender,
                     "control_id": result.control_id,
@@ -331,24 +248,20 @@ def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None
                     "file_id": file_id,
                     "position": raw.index + 1,
                     "error": result.skipped_reason,
-                }
+                },
+                result,
             )
-            if result.encounter is not None:
-                batch.encounters.append(encounter_row(result.encounter))
-            for charge in result.charges:
-                batch.charges.append(charge)
-                batch.charge_rows.append(charge_row(charge, business_date))
         if len(batch) >= CHUNK:
             yield batch
-            batch = _Batch()
+            batch = IngestBatch(business_date)
     if report.empty_reason and stats["messages"] == 0:
         stats["empty"] += 1
         stats["empty_reason:" + report.empty_reason] += 1
     yield batch
 
 
-def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[_Batch]:
-    batch = _Batch()
+def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[IngestBatch]:
+    batch = IngestBatch()
     for item in iter_resources(path):
         stats["messages"] += 1
         key = item.resource_id or f"#{item.line_number}"
@@ -375,7 +288,7 @@ def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | Non
             batch.charge_rows.append(charge_row(charge, business_date))
         if len(batch) >= CHUNK:
             yield batch
-            batch = _Batch()
+            batch = IngestBatch()
     yield batch
 
 
@@ -428,67 +341,3 @@ def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = N
 def _why_empty(stats: Counter[str]) -> str:
     """The framer's own reason a file yielded no message (empty, no MSH, truncated ...)."""
     return next((key.split(":", 1)[1] for key in stats if key.startswith("empty_reason:")), "empty or not HL7")
-
-
-# --------------------------------------------------------------------------- routing
-
-
-def billing_payload(row: ChargeRow) -> dict[str, Any]:
-    """What billing receives for one line: tokens and codes, never names or MRNs."""
-    return {
-        "idempotency_key": row.line_key,
-        "line_key": row.line_key,
-        "encounter_id": row.encounter_id,
-        "facility": row.facility,
-        "transaction_id": row.transaction_id,
-        "service_date": row.transaction_date.isoformat(),
-        "cdm_code": row.cdm_code,
-        "quantity": str(row.quantity.normalize()) if hasattr(row.quantity, "normalize") else str(row.quantity),
-        "amount": format_cents(row.amount_cents),
-        "department": row.department,
-        "cost_center": row.cost_center,
-        "revenue_account": row.revenue_account,
-        "procedure_code": row.procedure_code,
-        "patient_token": row.patient_token,
-    }
-
-
-def route_charges(engine: Engine, billing: BillingClient, *, line_keys: list[str] | None = None) -> dict[str, int]:
-    """Send every mapped, unrouted charge to billing; idempotent per line, safe to retry."""
-    with session_scope(engine) as session:
-        query = select(ChargeRow).where(ChargeRow.status == "mapped").order_by(ChargeRow.id)
-        if line_keys is not None:
-            query = query.where(ChargeRow.line_key.in_(line_keys))
-        rows = list(session.scalars(query))
-        payloads = [billing_payload(r) for r in rows]
-    if not payloads:
-        return {"routed": 0, "replayed": 0, "conflicts": 0}
-    results = billing.post_charges(payloads)
-    by_key = {r["idempotency_key"]: r for r in results}
-    updates, conflicts = [], []
-    counts: Counter[str] = Counter()
-    for payload in payloads:
-        result = by_key.get(payload["idempotency_key"], {})
-        counts[result.get("status", "missing")] += 1
-        if result.get("status") in ("accepted", "replayed"):
-            updates.append({"b_key": payload["line_key"], "b_id": str(result.get("charge_id"))})
-        else:
-            conflicts.append(payload["line_key"])
-    with session_scope(engine) as session:
-        if updates:
-            session.connection().execute(
-                update(ChargeRow.__table__)
-                .where(ChargeRow.__table__.c.line_key == bindparam("b_key"))
-                .values(status="routed", billing_charge_id=bindparam("b_id"), updated_at=utcnow()),
-                updates,
-            )
-        if conflicts:
-            exceptions_repo.open_exceptions(
-                session,
-                [
-                    {"kind": "business", "reason_code": "BILLING_REJECTED", "interface": INTERFACE, "record_type": "charge",
-                     "record_key": key, "summary": "billing refused the charge (idempotency key reused with other content)"}
-                    for key in conflicts
-                ],
-            )
-    return {"routed": counts["accepted"], "replayed": counts["replayed"], "conflicts": len(conflicts)}

@@ -111,7 +111,12 @@ def drift(engine: Engine) -> list[dict[str, str]]:
 
 
 def charge_from_row(row: ChargeRow) -> Charge:
-    """Rebuild the canonical charge of a stored line (for re-mapping after a fix)."""
+    """Rebuild the canonical charge of a stored line (for re-mapping after a fix).
+
+    The stored ``line_key`` is kept exactly: a correction's line (``...|1~v2``) or a reversal
+    (``...|1~rev2``) carries a suffix after ``source|MSH-10|line``.
+    """
+    base = f"{row.source}|{row.message_control_id}|{row.line_number}"
     return Charge(
         source=row.source, facility=row.facility, encounter_id=row.encounter_id,
         message_control_id=row.message_control_id, line_number=row.line_number,
@@ -121,6 +126,8 @@ def charge_from_row(row: ChargeRow) -> Charge:
         unit_amount=Decimal(row.unit_amount_cents) / 100 if row.unit_amount_cents is not None else None,
         department=row.department, procedure_code=row.procedure_code,
         modifiers=tuple((row.modifiers or "").split("^")) if row.modifiers else (), patient_token=row.patient_token,
+        needs_price=row.priced_from == "pending",
+        key_suffix=row.line_key[len(base):] if row.line_key.startswith(base) else "",
     )
 
 

@@ -6,8 +6,10 @@ are rebuilt from the store, mapped with today's crosswalks, routed to billing (i
 line) and posted to the ERP through the outbox for their business date (``erp_posting.post_day``:
 only what no live document carries yet); their exceptions become ``replayed``. A line that still
 does not map stays open with one more attempt recorded. An ``ERP_REJECTED`` document is rebuilt
-from its records and sent again; its exception closes when its records post. Every replay is in
-the audit log with its actor.
+from its records and sent again; its exception closes when its records post. A
+``CONFLICTING_RESEND`` (an HL7 message re-sent under its MSH-10 with other content) is accepted
+as a correction (``corrections``): the lines in effect are reversed and the new version's lines
+routed and posted under their own keys. Every replay is in the audit log with its actor.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from sqlalchemy.engine import Engine
 
 from carefabric.clients.billing import BillingClient
 from carefabric.clients.erp import ErpClient
+from carefabric.interfaces import corrections
 from carefabric.interfaces.ehr_ingest import route_charges, supply_row
 from carefabric.interfaces.erp_master_data import charge_from_row
 from carefabric.interfaces.erp_posting import post_day
 from carefabric.mapping import Held, map_charge
+from carefabric.money import to_cents
 from carefabric.store import audit, exceptions_repo
 from carefabric.store.bulk import insert_ignore
 from carefabric.store.crosswalks import Crosswalks
@@ -79,8 +83,12 @@ def remap_charges(engine: Engine, exception_ids: list[int], *, actor: str) -> di
                 if outcome.reason_code != exc.reason_code:
                     exceptions_repo.mark_replayed(s, exc, actor=actor, note=f"now held for {outcome.reason_code}")
                 continue
+            priced = outcome.charge  # a line that had no amount is priced from the chargemaster now
             updates.append({"b_key": row.line_key, "b_company": outcome.company, "b_cc": outcome.cost_center,
-                            "b_acct": outcome.revenue_account, "b_item": outcome.erp_item})
+                            "b_acct": outcome.revenue_account, "b_item": outcome.erp_item,
+                            "b_amount": to_cents(priced.extended_amount),
+                            "b_unit": to_cents(priced.unit_amount) if priced.unit_amount is not None else None,
+                            "b_priced": "cdm" if row.priced_from == "pending" else row.priced_from})
             if outcome.is_supply:
                 supplies.append(supply_row(outcome, row.business_date or row.transaction_date))
             exceptions_repo.mark_replayed(s, exc, actor=actor, note="mapped after crosswalk fix")
@@ -90,7 +98,8 @@ def remap_charges(engine: Engine, exception_ids: list[int], *, actor: str) -> di
             s.connection().execute(
                 update(table).where(table.c.line_key == bindparam("b_key")).values(
                     status="mapped", company=bindparam("b_company"), cost_center=bindparam("b_cc"),
-                    revenue_account=bindparam("b_acct"), erp_item=bindparam("b_item"), updated_at=utcnow(),
+                    revenue_account=bindparam("b_acct"), erp_item=bindparam("b_item"), amount_cents=bindparam("b_amount"),
+                    unit_amount_cents=bindparam("b_unit"), priced_from=bindparam("b_priced"), updated_at=utcnow(),
                 ),
                 updates,
             )
@@ -117,12 +126,15 @@ def replay(
 ) -> dict[str, Any]:
     """Re-map, route and post the records behind ``exception_ids``."""
     rejected_dates = rejected_document_dates(engine, exception_ids)
+    # CONFLICTING_RESEND: replaying accepts the held version as a correction (reversal + new lines).
+    corrected = corrections.accept(engine, exception_ids, actor=actor)
     remapped = remap_charges(engine, exception_ids, actor=actor)
-    keys = remapped["mapped"]
+    keys = remapped["mapped"] + corrected["line_keys"]
     routed = route_charges(engine, billing, line_keys=keys) if keys else {"routed": 0}
     dates = set(rejected_dates)
     if keys:
         with session_scope(engine) as s:
             dates.update(s.scalars(select(Charge.business_date).where(Charge.line_key.in_(keys))))
     posted = {day.isoformat(): post_day(engine, erp, day, mode=mode) for day in sorted(dates)}
-    return {"exceptions": len(exception_ids), "mapped": len(keys), "still_held": remapped["still_held"], "routed": routed, "posted": posted}
+    return {"exceptions": len(exception_ids), "mapped": len(keys), "still_held": remapped["still_held"], "routed": routed,
+            "posted": posted, "corrections": corrected["accepted"]}

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from carefabric.store import audit
 from carefabric.store.bulk import insert_ignore
 from carefabric.store.models import EXCEPTION_KINDS, ExceptionEvent, ExceptionRecord
+from carefabric.store.models.ingest import RawMessageVersion
 from carefabric.store.types import utcnow
 
 SYSTEM = "system"
@@ -233,7 +234,18 @@ def discard(session: Session, exc: ExceptionRecord | int, *, actor: str, note: s
         raise ValueError("discarding an exception needs a note saying why")
     exc = _close(session, exc, "discarded", actor, note)
     audit.record(session, actor, "exception.discard", _target(exc), {"exception_id": exc.id, "note": note})
+    if exc.record_type == "message_version" and exc.detail and exc.detail.get("version_id") is not None:
+        _decide_version(session, int(exc.detail["version_id"]), actor)
     return exc
+
+
+def _decide_version(session: Session, version_id: int, actor: str) -> None:
+    """A discarded CONFLICTING_RESEND: its held message version is discarded too (the original
+    stands). Here, not in the console, so every way of discarding (CLI, console, API) records it."""
+    version = session.get(RawMessageVersion, version_id)
+    if version is not None and version.status == "held":
+        version.status, version.decided_at, version.decided_by = "discarded", utcnow(), actor
+        session.flush()
 
 
 def list_open(
