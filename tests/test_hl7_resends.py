@@ -9,7 +9,6 @@ are reversed under their own keys, the new version's lines post under versioned 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -236,4 +235,24 @@ def test_correction_of_a_supply_line_returns_the_inventory(engine: Engine, tmp_p
     used = {u.line_key: u.quantity for u in scenario.rows(engine, SupplyUsage)}
     key = f"{SENDER}|RS0006|1"
     assert used == {key: 1, f"{key}~rev2": -1, f"{key}~v2": 1}
-    assert dt.date.today() >= DAY
+
+
+def test_the_operator_actions_offer_and_run_the_decision(engine: Engine, tmp_path: Path,
+                                                         sandbox: SandboxServers) -> None:
+    """``carefabric exceptions replay`` / the console's replay: the dry run names the exception as
+    replayable; with clients (what the exception_replay DAG does) it is accepted."""
+    billing, erp = scenario.billing_client(sandbox.billing_url), scenario.erp_client(sandbox.erp_url)
+    ingest(engine, tmp_path, "a.hl7", dft("RS0007", ("CDM1002", "ED", "625.00")))
+    ehr_ingest.route_charges(engine, billing)
+    ingest(engine, tmp_path, "b.hl7", dft("RS0007", ("CDM1002", "ED", "600.00")))
+    (exc,) = scenario.exceptions(engine, ExceptionRecord.reason_code == REASON)
+    dry = actions.replay(engine, reason_code=REASON, actor="analyst")
+    assert dry["mode"] == "dag" and dry["exception_ids"] == [exc.id]
+
+    def replayer(eng: Engine, ids: list[int], actor: str) -> dict[str, object]:
+        return exception_replay.replay(eng, billing, erp, exception_ids=ids, actor=actor)
+
+    done = actions.replay(engine, exception_ids=[exc.id], actor="analyst", replayer=replayer)
+    assert done["mode"] == "replayed" and done["result"]["corrections"] == 1
+    key = f"{SENDER}|RS0007|1"
+    assert billing_amounts(sandbox) == {key: 62500, f"{key}~rev2": -62500, f"{key}~v2": 60000}

@@ -19,8 +19,9 @@ from carefabric.console.queries.common import exception_json, iso, money, replay
 from carefabric.store.models import AuditLog, Charge, ErpPosting, ExceptionRecord, Remittance
 
 #: Records the exception_replay DAG can map and post again; files and messages are redelivered
-#: at the source and duplicates are nothing to replay.
-REPLAYABLE_RECORD_TYPES = frozenset({"charge", "posting"})
+#: at the source and duplicates are nothing to replay. ``message_version``: a CONFLICTING_RESEND,
+#: whose replay accepts the held version as a correction (``interfaces.corrections``).
+REPLAYABLE_RECORD_TYPES = frozenset({"charge", "posting", "message_version"})
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "amount", "age", "business_date", "interface", "reason_code", "status")
 
