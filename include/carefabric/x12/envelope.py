@@ -77,7 +77,9 @@ def _isa16_index(text: str, element: str) -> int:
 
 def _looks_like(head: bytes) -> str:
     """What a file that is not X12 seems to be, without quoting its content (it may hold PHI)."""
-    for prefix, kind in ((b"MSH", "looks like HL7 v2"), (b"FHS", "looks like an HL7 v2 batch"),
+    for prefix, kind in ((b"ST*", "starts with an ST segment: a transaction set without its ISA/GS envelope"),
+                         (b"GS*", "starts with a GS segment: a functional group without its ISA envelope"),
+                         (b"MSH", "looks like HL7 v2"), (b"FHS", "looks like an HL7 v2 batch"),
                          (b"BHS", "looks like an HL7 v2 batch"), (b"{", "looks like JSON"),
                          (b"<", "looks like XML or HTML"), (b"PK", "looks like a ZIP archive"),
                          (b"%PDF", "looks like a PDF"), (b"\x00", "starts with a NUL byte")):
