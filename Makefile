@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# make runs the sandbox: the PHI token key may fall back to the sandbox key (carefabric.phi).
+export CAREFABRIC_SANDBOX ?= 1
 
 .PHONY: venv demo test test-fast airflow sandbox bench lint clean
 

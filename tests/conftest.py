@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Tests run in the sandbox: the PHI token key falls back to the sandbox key (carefabric.phi).
+os.environ.setdefault("CAREFABRIC_SANDBOX", "1")
+
 PG_ADMIN_URL = os.environ.get("CAREFABRIC_TEST_PG_ADMIN", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 # shared/samples sits beside the checkout (CI clones the repo next to shared/);
 # CAREFABRIC_SAMPLES_DIR points elsewhere.

@@ -542,3 +542,25 @@ def test_no_mrn_name_or_raw_payload_in_any_response(client: TestClient, store: d
         assert name not in everything
     for marker in ("PID|", "MSH|", "FT1|", "NM1*QC", "ISA*", '"payload"', "patient_token", "encounter_id"):
         assert marker not in everything
+
+
+def test_bad_input_gets_a_short_400_or_404_never_a_500(client: TestClient) -> None:
+    cases = {
+        "/api/exceptions/99999999999999999999": 400, "/exceptions/99999999999999999999": 400,
+        "/api/exceptions/0": 400, "/api/exceptions/abc": 400, "/api/exceptions?page=abc": 400,
+        "/api/exceptions?page=99999999999999999999": 400, "/api/exceptions?page=500": 404,
+        "/api/exceptions?page_size=100000": 400, "/api/exceptions?sort=bogus": 400,
+        "/api/exceptions?date_from=2026-13-45": 400, "/api/exceptions?min_amount=1e300": 400,
+        "/api/audit?limit=-1": 400, "/api/audit?limit=5000": 400, "/audit?limit=0": 400,
+        "/api/health?day=99999-01-01": 400, "/?day=not-a-date": 400,
+        "/api/crosswalks/cdm/history?limit=99999999999999999999": 400, "/api/trace?key=" + "x" * 300: 400,
+        "/exceptions/999999": 404, "/api/crosswalks/nope": 404,
+    }
+    for path, status in cases.items():
+        r = client.get(path)
+        assert r.status_code == status, (path, r.status_code, r.text[:200])
+        assert len(r.text) < 5000 and "Traceback" not in r.text
+        if path.startswith("/api"):
+            assert len(r.json()["detail"]) <= 300
+    assert len(client.get("/api/audit", params={"limit": 1000}).json()) <= 1000
+    assert client.post("/api/bulk/discard", json={"exception_ids": [2**40], "note": "x"}).status_code == 400

@@ -56,6 +56,14 @@ def ensure_metadata_db(env: dict[str, str]) -> None:
     airflow(env, "db", "migrate")
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (connections carry passwords), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def settings_to_import_files(settings_path: Path, out_dir: Path, sandbox_dir: Path | None = None) -> tuple[Path, Path]:
     """Turn ``airflow_settings.yaml`` into the JSON files ``airflow ... import`` reads.
 
@@ -85,8 +93,8 @@ def settings_to_import_files(settings_path: Path, out_dir: Path, sandbox_dir: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     conn_file = out_dir / "connections.json"
     var_file = out_dir / "variables.json"
-    conn_file.write_text(json.dumps(connections, indent=2))
-    var_file.write_text(json.dumps(variables, indent=2))
+    _write_private(conn_file, json.dumps(connections, indent=2))
+    _write_private(var_file, json.dumps(variables, indent=2))
     return conn_file, var_file
 
 
@@ -98,7 +106,7 @@ def load_settings(env: dict[str, str], sandbox_dir: Path | None = None, override
         conns = json.loads(conn_file.read_text())
         for conn_id, fields in overrides.items():
             conns[conn_id].update(fields)
-        conn_file.write_text(json.dumps(conns, indent=2))
+        _write_private(conn_file, json.dumps(conns, indent=2))
     airflow(env, "connections", "import", "--overwrite", str(conn_file))
     airflow(env, "variables", "import", "-a", "overwrite", str(var_file))
     settings = yaml.safe_load(SETTINGS_FILE.read_text())["airflow"]

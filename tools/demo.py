@@ -37,6 +37,7 @@ def reset(data: Path, env: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("CAREFABRIC_SANDBOX", "1")  # the demo is the sandbox: its token key is allowed
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--date", default=(dt.date.today() - dt.timedelta(days=1)).isoformat())
     parser.add_argument("--seed", type=int, default=42)

@@ -14,7 +14,29 @@ import os
 import re
 from functools import lru_cache
 
-_DEFAULT_KEY = "carefabric-sandbox-token-key"  # the sandbox key; production sets CAREFABRIC_TOKEN_KEY
+#: Used only in sandbox mode (``CAREFABRIC_SANDBOX=1``: ``make``, the tests, the demo). Anywhere
+#: else an unset ``CAREFABRIC_TOKEN_KEY`` is an error: a public key would make every token a
+#: dictionary lookup away from the MRN behind it.
+SANDBOX_KEY = "carefabric-sandbox-token-key"
+
+
+class TokenKeyMissing(RuntimeError):
+    """``CAREFABRIC_TOKEN_KEY`` is unset outside the sandbox."""
+
+
+def sandbox_mode() -> bool:
+    """Sandbox mode is asked for explicitly (``CAREFABRIC_SANDBOX=1``), never assumed."""
+    return os.environ.get("CAREFABRIC_SANDBOX", "").strip().lower() in ("1", "true", "yes")
+
+
+def token_key() -> str:
+    """The HMAC key for tokens: ``CAREFABRIC_TOKEN_KEY``, the sandbox key in sandbox mode, else an error."""
+    key = os.environ.get("CAREFABRIC_TOKEN_KEY", "")
+    if key:
+        return key
+    if sandbox_mode():
+        return SANDBOX_KEY
+    raise TokenKeyMissing("CAREFABRIC_TOKEN_KEY is not set (set it, or CAREFABRIC_SANDBOX=1 for the sandbox)")
 
 
 @lru_cache(maxsize=4)
@@ -27,7 +49,7 @@ def token(value: str | None, *, kind: str = "id") -> str | None:
     """A stable, keyed token for a PHI value (``tok_`` + 16 hex characters)."""
     if value is None or value == "":
         return None
-    mac = _keyed(os.environ.get("CAREFABRIC_TOKEN_KEY", _DEFAULT_KEY)).copy()
+    mac = _keyed(token_key()).copy()
     mac.update(f"{kind}:{value}".encode())
     return f"tok_{mac.hexdigest()[:16]}"
 

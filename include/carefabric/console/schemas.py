@@ -8,11 +8,12 @@ Bodies never carry an actor: who acts is the authenticated user.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 ID_MAX = 2**31 - 1  # ids are 32-bit integers in both stores; larger ones are a 400, never an overflow
+ExceptionIdField = Annotated[int, Field(ge=1, le=ID_MAX)]
 
 
 class Strict(BaseModel):
@@ -26,12 +27,12 @@ class NoteBody(Strict):
 class BulkBody(Strict):
     """Several selected exceptions, one note for all of them."""
 
-    exception_ids: list[int] = Field(..., min_length=1, max_length=500)
+    exception_ids: list[ExceptionIdField] = Field(..., min_length=1, max_length=500)
     note: str | None = Field(None, max_length=2000)
 
 
 class ReplayBody(Strict):
-    exception_ids: list[int] | None = Field(None, max_length=500)
+    exception_ids: list[ExceptionIdField] | None = Field(None, max_length=500)
     reason_code: str | None = Field(None, max_length=40)
     interface: str | None = Field(None, max_length=40)
     business_date_from: dt.date | None = None

@@ -91,7 +91,9 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-StoreSession = Annotated[Session, Depends(get_session)]
+#: ``scope="function"``: commit before the response is sent, so a client that follows the
+#: redirect (or reads right after a 200) sees the change.
+StoreSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def base(request: Request) -> str:

@@ -8,6 +8,7 @@ migrations that live inside this package; no ``alembic.ini`` is needed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite store owner-only (0600) before SQLite does: it holds raw messages (PHI),
+    and SQLite gives its journal and WAL files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def get_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for the store at ``url`` (default ``config.db_url()``). Callers dispose it."""
     url = url or config.db_url()
@@ -41,7 +50,7 @@ def get_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(database))
         kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -67,7 +67,7 @@ def api_crosswalk_history(user: Reader, s: StoreSession, table: Table, key: str 
 def api_set_crosswalk(request: Request, user: Operator, s: StoreSession, table: Table, body: CrosswalkBody) -> dict[str, Any]:
     _check_columns(table, body.values)
     row = actions.set_crosswalk(s, table, body.values, actor=user.name)
-    s.flush()
+    s.commit()  # the mappability check reads through its own connection
     return {**row, "newly_mappable_exceptions": newly_mappable(request, s) if table != "facilities" else []}
 
 

@@ -20,6 +20,7 @@ from carefabric.console.schemas import (
     BulkBody,
     BulkResult,
     ExceptionDetail,
+    ExceptionIdField,
     ExceptionPage,
     NoteBody,
     ReplayBody,
@@ -157,7 +158,7 @@ def act_form(request: Request, user: Operator, s: StoreSession, exception_id: Ex
 @router.post("/bulk", include_in_schema=False)
 def bulk_form(request: Request, user: Operator, s: StoreSession,
               action: Annotated[str, Form(pattern="^(discard|resolve|replay)$")],
-              ids: Annotated[list[int], Form(max_length=500)], note: Annotated[str, Form(max_length=2000)] = "") -> Response:
+              ids: Annotated[list[ExceptionIdField], Form(max_length=500)], note: Annotated[str, Form(max_length=2000)] = "") -> Response:
     if action == "replay":
         return page(request, "replay.html.j2", result=_replay(request, user, exception_ids=ids), nav="exceptions")
     result = _bulk(s, action, ids, user, note)
@@ -170,7 +171,7 @@ def bulk_form(request: Request, user: Operator, s: StoreSession,
 @router.post("/replay", include_in_schema=False)
 def replay_bulk_form(request: Request, user: Operator, reason_code: str = Form("", max_length=40),
                      interface: str = Form("", max_length=40), date_from: str = Form(""), date_to: str = Form(""),
-                     ids: Annotated[list[int] | None, Form(max_length=500)] = None) -> Response:
+                     ids: Annotated[list[ExceptionIdField] | None, Form(max_length=500)] = None) -> Response:
     result = _replay(request, user, exception_ids=ids or None, reason_code=reason_code or None,
                      interface=interface or None, date_from=_date(date_from), date_to=_date(date_to))
     return page(request, "replay.html.j2", result=result, nav="exceptions")
