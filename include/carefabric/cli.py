@@ -5,10 +5,12 @@ ingestion would store and route), ``carefabric 835 FILE`` the summary of an X12 
 PHI (names, MRNs, birth dates, member ids) is masked unless ``--show-phi`` is given, because
 this output ends up in tickets and chat.
 
-Exit codes: 0 every message was usable (skipped types included), 1 the file was read but some
-messages are errors (they are in the JSON, with their reason), 2 the file could not be read or
-holds nothing usable; then stderr gets exactly one line ``carefabric: <file>: <reason>`` and
-there is never a traceback. Subcommands live in ``_SUBCOMMANDS`` so more can be added
+Exit codes, one convention for every reader (``EXIT_CODES``, also in ``carefabric --help``):
+0 the file was read and everything in it is usable (skipped message types included); 1 the file
+was read with problems: some messages or transactions are errors, an 835 transaction does not
+balance or its envelope is incomplete (all in the JSON, with their reasons); 2 the file could not
+be read at all (missing, not HL7 / not an X12 interchange, nothing in it); then stderr gets
+exactly one line ``carefabric: <file>: <reason>`` and there is never a traceback. Subcommands live in ``_SUBCOMMANDS`` so more can be added
 (``crosswalk``, ``exceptions``) without touching the others.
 
 Operator commands against the integration store (``CAREFABRIC_DB_URL``, default the SQLite
@@ -51,6 +53,14 @@ from carefabric import phi
 __all__ = ["main", "build_parser", "CliError"]
 
 _PHI_FIELDS = ("mrn_phi", "patient_name_phi", "birth_date_phi", "member_id_phi")
+
+EXIT_CODES = """exit codes of the file readers (hl7, 835):
+  0  read: everything in the file is usable
+  1  read with problems: some messages or transactions are errors, an 835 transaction does not
+     balance or its envelope is incomplete (details in the JSON)
+  2  unreadable: missing file, not HL7 / not an X12 interchange, nothing in it
+     (one line on stderr: carefabric: FILE: REASON)
+store commands exit 0, or 2 with one line on stderr."""
 
 
 class CliError(Exception):
@@ -183,7 +193,8 @@ def _cmd_835(args: argparse.Namespace, out: TextIO) -> int:
     except Exception as exc:  # noqa: BLE001 - a reader failure is a one-line error, never a traceback
         raise CliError(str(path), _one_line(exc)) from None
     out.write(json.dumps(_jsonable(summary), indent=2, ensure_ascii=False) + "\n")
-    return 0
+    problems = not summary.get("readable", True) or not summary.get("balanced", True)
+    return 1 if problems else 0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -522,13 +533,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="carefabric",
         description="Healthcare integration fabric: inspect feed files, run the store, work the exception queue.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = sub.add_parser("hl7", help="print canonical JSON of every message of an HL7 v2 file")
+    p = sub.add_parser("hl7", help="print canonical JSON of every message of an HL7 v2 file",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE")
     p.add_argument("--show-phi", action="store_true", help="print names, MRNs and birth dates in clear")
     p.set_defaults(handler=_cmd_hl7)
-    p = sub.add_parser("835", help="print the summary of an X12 835 remittance file")
+    p = sub.add_parser("835", help="print the summary of an X12 835 remittance file",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE")
     p.add_argument("--show-phi", action="store_true", help="print patient names and member ids in clear")
     p.set_defaults(handler=_cmd_835)

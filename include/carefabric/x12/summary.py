@@ -104,19 +104,21 @@ def transaction_summary(remittance: Remittance, *, show_phi: bool = False) -> di
 def file_summary(path: Path, *, show_phi: bool = False) -> dict[str, Any]:
     """Summarize every transaction of an 835 file.
 
-    Raises ``X12Error`` (one-line ``reason``) when the file is not a readable interchange.
+    Raises ``X12Error`` (one-line ``reason``) when the file is not a readable interchange or holds
+    no transaction set at all (``carefabric 835`` exits 2).
     Transactions that cannot be read are listed under ``errors`` with their control numbers and
     reason, beside the readable ones; ``balanced`` is true only when every transaction was read
     and balances.
     """
     path = Path(path)
     result = read_file(path)
-    if not result.remittances and not result.errors:
-        raise X12Error(f"{path.name}: no 835 transaction set (ST..SE) in the interchange")
+    if not result.transaction_count:  # nothing to show: the first envelope error says why, if any
+        reason = result.errors[0].reason if result.errors else "no 835 transaction set (ST..SE) in the interchange"
+        raise X12Error(reason)
     transactions = [transaction_summary(r, show_phi=show_phi) for r in result.remittances]
     return {
         "file": path.name,
-        "transaction_count": len(result.remittances) + sum(1 for e in result.errors if e.transaction_control),
+        "transaction_count": result.transaction_count,
         "readable": result.ok,
         "balanced": result.balanced,
         "transactions": transactions,
