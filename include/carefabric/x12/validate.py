@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carefabric.x12.envelope import ISA_LENGTH, detect_delimiters, skip_preamble
+from carefabric.x12.envelope import detect_delimiters, skip_preamble
 from carefabric.x12.errors import X12Error
 from carefabric.x12.reader import iter_transactions
 
@@ -201,9 +201,9 @@ def _read_envelope(path: Path) -> _Envelope | None:
     except X12Error:
         return None
     text = head.decode("latin-1")
-    isa = text[: ISA_LENGTH - 1].split(delims.element)
+    isa = text[: delims.isa_length - 1].split(delims.element)  # an unpadded ISA is shorter than 106
     gs: list[str] = []
-    rest = text[ISA_LENGTH:].lstrip("\r\n")
+    rest = text[delims.isa_length :].lstrip()
     if rest.startswith("GS"):
         gs = rest.split(delims.segment, 1)[0].split(delims.element)
     return _Envelope(
