@@ -47,7 +47,7 @@ class ExceptionQueueNotifier(BaseNotifier):
 
         ti = context["ti"]
         error = context.get("exception")
-        transient = type(error).__name__ in ("TransientError", "SSHException", "ConnectionError")
+        transient = is_transient(error)
         with session_scope(engine()) as session:
             record_task_failure(
                 session,
@@ -59,6 +59,37 @@ class ExceptionQueueNotifier(BaseNotifier):
             )
 
 
+class ExceptionQueueSuccessNotifier(BaseNotifier):
+    """Success callback: the failure exceptions of this task in this run follow reality and close.
+
+    A transient failure (ERP outage, SFTP down) that an operator cleared and re-ran is no longer
+    a failing interface; its exception is resolved with an event naming the successful try.
+    """
+
+    template_fields = ("interface",)
+
+    def __init__(self, interface: str) -> None:
+        super().__init__()
+        self.interface = interface
+
+    def notify(self, context: Any) -> None:
+        from carefabric.interfaces.common import record_task_success
+        from carefabric.store.db import session_scope
+
+        ti = context["ti"]
+        with session_scope(engine()) as session:
+            record_task_success(session, task_id=ti.task_id, run_id=context["run_id"], try_number=ti.try_number)
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """Peer unavailable or throttling (retry), as opposed to a business rejection or a bug."""
+    import paramiko
+
+    from carefabric.clients.rest import TransientError
+
+    return isinstance(error, TransientError | paramiko.SSHException | ConnectionError | TimeoutError)
+
+
 def default_args(interface: str, retries: int = 3) -> dict[str, Any]:
     return {
         "owner": OWNER,
@@ -68,6 +99,7 @@ def default_args(interface: str, retries: int = 3) -> dict[str, Any]:
         "max_retry_delay": dt.timedelta(minutes=10),
         "retry_policy": RETRY_POLICY,
         "on_failure_callback": [ExceptionQueueNotifier(interface)],
+        "on_success_callback": [ExceptionQueueSuccessNotifier(interface)],
     }
 
 

@@ -127,7 +127,7 @@ class Fault:
     """One armed fault: the next ``remaining`` requests matching method + path prefix fail.
 
     ``when="before"`` answers the error instead of handling the request (a gateway refusing
-    it: no side effect). ``when="after_commit"`` lets the peer handle and commit the request,
+    it, after ``hang_seconds``: no side effect). ``when="after_commit"`` lets the peer handle and commit the request,
     then waits ``hang_seconds`` and answers the error instead of the result: the answer is lost,
     as when a load balancer times out or a worker dies while the ERP has already posted.
     ``skip`` lets that many matching requests through first (the k-th document of a run).
@@ -688,6 +688,7 @@ def make_app(title: str, faults: FaultRegistry) -> FastAPI:
                 await asyncio.sleep(fault.hang_seconds)
                 return fault_response(fault)
             if fault is not None:
+                await asyncio.sleep(fault.hang_seconds)  # a request stuck in a gateway, never handled
                 return fault_response(fault)
         return await call_next(request)
 

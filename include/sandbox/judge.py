@@ -99,8 +99,9 @@ def compare_movements(expected: list[dict[str, Any]], actual_docs: list[dict[str
 
 
 def compare_cash(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
-    def key(receipt: dict[str, Any]) -> tuple[str, str, str]:
-        return (receipt["trace_number"], receipt["payer_id"], f"{Decimal(str(receipt['amount'])):.2f}")
+    def key(receipt: dict[str, Any]) -> tuple[str, str, str, str]:
+        return (receipt["trace_number"], receipt["payer_id"], str(receipt.get("facility") or ""),
+                f"{Decimal(str(receipt['amount'])):.2f}")
 
     want = Counter(key(r) for r in expected)
     have = Counter(key(r) for r in actual)
@@ -109,23 +110,46 @@ def compare_cash(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -
     ]
 
 
+def posted_twice(records: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """External ids the ERP holds more than one document for (an ERP that does not de-duplicate)."""
+    diffs = []
+    for kind, docs in records.items():
+        counts = Counter(str(d.get("external_id")) for d in docs)
+        diffs += [f"{kind}: external id {ext} posted {n} times" for ext, n in sorted(counts.items()) if n > 1]
+    return diffs
+
+
 def judge(ground_truth_path: Path, erp_url: str, token: str, *, after_fix: bool = False) -> dict[str, Any]:
-    """Compare the ERP's records for the scenario's business date with the ground truth."""
+    """Compare the ERP's records for every business date of the scenario with the ground truth.
+
+    Each date is judged on its own (a journal posted under the wrong date is a difference on
+    both dates), and any external id the ERP holds twice is a difference.
+    """
     truth = json.loads(ground_truth_path.read_text())
-    business_date = truth["business_date"]
-    records = erp_records(erp_url, token, business_date)
+    dates = truth.get("business_dates") or [truth["business_date"]]
     expected_journals = list(truth["journals"])
     if after_fix:
         expected_journals += truth.get("after_fix", {}).get("journals", [])
-    differences = (
-        compare_journals(expected_journals, records["journals"])
-        + compare_movements(truth.get("inventory_movements", []), records["inventory_movements"])
-        + compare_cash(truth.get("cash_receipts", []), records["cash_receipts"])
-    )
+    differences: list[str] = []
+    totals = Counter[str]()
+    for business_date in dates:
+        records = erp_records(erp_url, token, business_date)
+        found = (
+            compare_journals([j for j in expected_journals if j.get("journal_date", business_date) == business_date],
+                             records["journals"])
+            + compare_movements([m for m in truth.get("inventory_movements", [])
+                                 if m.get("movement_date", business_date) == business_date], records["inventory_movements"])
+            + compare_cash([r for r in truth.get("cash_receipts", []) if r.get("receipt_date", business_date) == business_date],
+                           records["cash_receipts"])
+            + posted_twice(records)
+        )
+        differences += [f"{business_date}: {d}" for d in found] if len(dates) > 1 else found
+        totals.update({k: len(v) for k, v in records.items()})
     return {
-        "business_date": business_date,
-        "journals_posted": len(records["journals"]),
-        "inventory_documents": len(records["inventory_movements"]),
-        "cash_receipts": len(records["cash_receipts"]),
+        "business_date": dates[0],
+        "business_dates": dates,
+        "journals_posted": totals["journals"],
+        "inventory_documents": totals["inventory_movements"],
+        "cash_receipts": totals["cash_receipts"],
         "differences": differences,
     }

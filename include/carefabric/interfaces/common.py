@@ -151,3 +151,12 @@ def record_task_failure(session: Session, *, interface: str, task_id: str, run_i
         summary=error[:480],
         detail={"task_id": task_id, "run_id": run_id},
     )
+
+
+def record_task_success(session: Session, *, task_id: str, run_id: str, try_number: int | None = None) -> int:
+    """What a success callback writes: this task's failure exceptions for this run are resolved."""
+    return exceptions_repo.resolve_for(
+        session, record_type="task", record_keys=[f"{run_id}:{task_id}"],
+        reason_codes=["PEER_UNAVAILABLE", "TASK_FAILED"],
+        note=f"task succeeded on try {try_number}" if try_number else "task succeeded",
+    )
