@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -56,6 +57,9 @@ __all__ = ["ADT_EVENTS", "CanonicalResult", "ROUTED_TYPES", "canonicalize", "to_
 ADT_EVENTS = frozenset(("A01", "A03", "A04", "A08", "A11", "A13"))
 ROUTED_TYPES = frozenset([f"ADT^{e}" for e in ADT_EVENTS] + ["DFT^P03"])
 _CHARGE_TYPES = frozenset(("CG", "CD"))
+# Identifiers may hold any punctuation (escaped delimiters decode to it, whatever the delimiter
+# set); it is neutralised to '-' before the code-shape and PHI-shape check, spaces are not.
+_ESCAPED = str.maketrans(string.punctuation, "-" * len(string.punctuation))
 _TYPE_CODE = re.compile(r"[A-Z0-9]{3}(?:\^[A-Z0-9]{1,4})?")
 _ONE = Decimal(1)
 _ZERO = Decimal(0)
@@ -226,6 +230,8 @@ def to_canonical(msg: Message) -> CanonicalResult:
         if event:
             warnings.append("MSH-9 has no trigger event; took it from EVN-1")
     message_type = f"{code}^{event}" if event else code
+    if len(cid) > 128 or len(sender) > 128 or len(message_type) > 32:
+        raise HL7ParseError("MSH-3/MSH-4, MSH-9 or MSH-10 is longer than the message store keeps (128, 32, 128)")
     result = CanonicalResult(message_type, cid, sender, warnings=warnings, version=first(msh[12]) or None)
     if message_type not in ROUTED_TYPES:
         result.skipped_reason = f"message type {type_label(message_type)} is not routed by carefabric"
@@ -254,23 +260,29 @@ def to_canonical(msg: Message) -> CanonicalResult:
                 "DFT^P03 has no PV1-19 visit number: its charges cannot attach to an encounter", cid
             )
         warnings.append("PV1-19 visit number is empty: encounter recorded with encounter_id ''")
+    elif not _is_code(encounter_id, 64):
+        raise HL7ParseError("PV1-19 visit number is not an identifier (spaces, or the shape of PHI)", cid)
+    facility = first(pv1[39]) or facility_msh
+    if facility and not _is_code(facility, 64):
+        # canonical rows, line keys' exceptions and ERP lines carry the facility: never a shifted name
+        raise HL7ParseError("PV1-39 servicing facility (else MSH-4) is not a facility code", cid)
     in1 = _pad(in1, 4)
 
     encounter = Encounter(
         source=sender,
-        facility=first(pv1[39]) or facility_msh,
+        facility=facility,
         encounter_id=encounter_id,
         event_type=event,
         message_control_id=cid,
         patient_token=token,
-        patient_class=first(pv1[2]) or None,
-        hospital_service=first(pv1[10]) or None,
-        location=first(pv1[3]) or None,
-        financial_class=first(pv1[20]) or None,
+        patient_class=_opt_code(first(pv1[2]), "PV1-2 patient class", 8, warnings),
+        hospital_service=_opt_code(first(pv1[10]), "PV1-10 hospital service", 32, warnings),
+        location=_opt_code(first(pv1[3]), "PV1-3 location", 40, warnings),
+        financial_class=_opt_code(first(pv1[20]), "PV1-20 financial class", 32, warnings),
         admit_time=_ts(first(pv1[44]), "PV1-44 admit time", cid),
         discharge_time=_ts(first(pv1[45]), "PV1-45 discharge time", cid),
-        insurance_plan=first(in1[2]) or None,
-        insurance_company=first(in1[3]) or None,
+        insurance_plan=_opt_code(first(in1[2]), "IN1-2 insurance plan", 64, warnings),
+        insurance_company=_opt_code(first(in1[3]), "IN1-3 insurance company", 64, warnings),
         message_time=message_time,
         mrn_phi=mrn,
         patient_name_phi=name,
@@ -325,6 +337,12 @@ def _charges(
         cdm = first(f[7])
         if not cdm:
             raise HL7ParseError(f"FT1 {line}: FT1-7 transaction code (CDM) is missing", cid)
+        department, txn_id = first(f[13]), first(f[2])
+        if not (_is_code(txn_type, 4) and _is_code(cdm, 32) and (not department or _is_code(department, 32))
+                and (not txn_id or _is_code(txn_id, 64))):
+            raise HL7ParseError(
+                f"FT1 {line}: FT1-2 transaction id, FT1-6 type, FT1-7 code or FT1-13 department is not a code", cid
+            )
 
         quantity, amount, unit, needs_price = _amounts(f, first, line, txn_type, cid, warnings)
         mods = f[26]
@@ -334,6 +352,9 @@ def _charges(
             modifiers = tuple(m for m in map(first, mods.split(rep)) if m)
         else:
             modifiers = (first(mods),)
+        if modifiers and not _is_code("-".join(modifiers), 64):
+            warnings.append(f"FT1 {line}: FT1-26 modifiers are not codes: left empty")
+            modifiers = ()
         charges.append(
             Charge(
                 source=source,
@@ -341,21 +362,45 @@ def _charges(
                 encounter_id=encounter_id,
                 message_control_id=cid,
                 line_number=line,
-                transaction_id=first(f[2]) or None,
+                transaction_id=txn_id or None,
                 transaction_date=txn_date,
                 transaction_type=txn_type,
                 cdm_code=cdm,
                 quantity=quantity,
                 extended_amount=amount,
                 unit_amount=unit,
-                department=first(f[13]) or None,
-                procedure_code=first(f[25]) or None,
+                department=department or None,
+                procedure_code=_opt_code(first(f[25]), "FT1-25 procedure code", 32, warnings, line),
                 modifiers=modifiers if modifiers != ("",) else (),
                 patient_token=token,
                 needs_price=needs_price,
             )
         )
     return charges
+
+
+def _is_code(value: str, maxlen: int) -> bool:
+    """Shaped like a code (``phi.code``) and short enough for its store column.
+
+    Values that land in canonical rows and exceptions must be codes: a shifted name or SSN there
+    would leave the raw store. ``isalnum`` first: nearly every real code passes it in ~50 ns.
+    """
+    if len(value) > maxlen:
+        return False
+    if value.isalnum():
+        return True
+    neutral = value.translate(_ESCAPED)
+    return phi.code(neutral) == neutral
+
+
+def _opt_code(value: str, label: str, maxlen: int, warnings: list[str], line: int | None = None) -> str | None:
+    """An optional coded value, or None (with a warning naming the field) when it is no code."""
+    if not value:
+        return None
+    if _is_code(value, maxlen):
+        return value
+    warnings.append(f"{'' if line is None else f'FT1 {line}: '}{label} is not a code: left empty")
+    return None
 
 
 def _amounts(
