@@ -26,6 +26,19 @@ SEGMENTS_835 = frozenset(
 )
 
 
+# The most elements each of those segments can have (X12 segment definitions; 4010 and 5010). A
+# segment with more is two segments run together (a terminator lost or changed): the second one
+# would otherwise vanish inside the first one's last element.
+MAX_ELEMENTS = {
+    "BPR": 21, "TRN": 4, "CUR": 21, "REF": 4, "DTM": 6, "N1": 6, "N2": 2, "N3": 2, "N4": 7, "PER": 9, "RDM": 3,
+    "LX": 1, "TS3": 24, "TS2": 19, "CLP": 14, "CAS": 19, "NM1": 12, "MIA": 24, "MOA": 9, "AMT": 3, "QTY": 4,
+    "SVC": 7, "LQ": 2, "PLB": 14,
+}
+
+
+_MAX_ELEMENTS = {sid: n + 1 for sid, n in MAX_ELEMENTS.items()}  # counting the segment id
+
+
 class Bad(Exception):
     """A segment that makes its transaction unreadable (internal; becomes an X12Error value)."""
 
@@ -346,6 +359,9 @@ def _plb(tx: TxState, e: list[str], position: int, component: str) -> None:
 
 def apply_segment(tx: TxState, sid: str, e: list[str], position: int, component: str) -> None:
     """One segment inside ST..SE (not ST/SE themselves); ``Bad`` when it cannot be placed."""
+    if len(e) > _MAX_ELEMENTS.get(sid, 99):
+        raise Bad(f"segment {position} {sid} has {len(e) - 1} elements, at most {_MAX_ELEMENTS[sid] - 1} "
+                  "(two segments run together: a segment terminator is missing or changed)")
     if sid == "CAS":
         _cas(tx, e, position)
     elif sid == "SVC":
