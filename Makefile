@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # make runs the sandbox: the PHI token key may fall back to the sandbox key (carefabric.phi).
 export CAREFABRIC_SANDBOX ?= 1
 
-.PHONY: venv demo test test-fast airflow sandbox bench lint clean
+.PHONY: venv demo test test-fast chaos airflow sandbox bench lint clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The fault suite alone (also part of `make test`): faults injected against the sandbox, judged
+# from the ERP's own records with its de-duplication off; SQLite and PostgreSQL; a few minutes.
+chaos: venv
+	$(PY) -m pytest -n 2 -m chaos $(PYTEST_ARGS)
 
 airflow: venv
 	bash tools/airflow_standalone.sh
