@@ -92,7 +92,7 @@ def test_public_835_samples(engine: Engine, samples_dir: Path, data_dir: Path) -
 
     medicare = results["lfh_medicare_part_a.835"]
     assert medicare == {"file": "lfh_medicare_part_a.835", "status": "accepted", "transactions": 1, "claims": 2,
-                        "findings": medicare["findings"], "unbalanced": 0, "held": []}
+                        "findings": medicare["findings"], "unbalanced": 0, "held": [], "payment_conflicts": []}
     assert medicare["findings"] > 0  # TR3 deviations (no PER ...) that do not touch money
     managed = results["lfh_managed_care.835"]
     assert (managed["status"], managed["claims"], managed["unbalanced"], managed["held"]) == ("accepted", 2, 0, [])

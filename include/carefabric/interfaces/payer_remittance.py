@@ -7,7 +7,9 @@ The story, in the order the ``payer_remittance`` DAG runs it:
    inbox and moves the original into ``/archive/<payer>/`` on the server.
 2. ``process_file`` (one mapped task per file): register by sha256, copy to the local archive,
    refuse a duplicate interchange (same bytes under another name, or ISA13/GS06/ST02 already
-   stored), validate syntax with pyx12 and keep a 999 for every file, parse with the streaming
+   stored), recognise a payment already received under new envelope numbers
+   (``remit_duplicates``: ``DUPLICATE_PAYMENT``, or ``TRACE_REUSED`` for another payment under a
+   known trace; stored, never posted), validate syntax with pyx12 and keep a 999 for every file, parse with the streaming
    reader (balancing checked as it goes), map payer and payee, and store. A file that does not
    read or does not balance is an exception and nothing from it posts; TR3 findings that do not
    touch the money are accepted unless the payer's strictness setting says otherwise.
@@ -34,6 +36,7 @@ from carefabric.interfaces.common import (
     register_file,
     safe_name,
 )
+from carefabric.interfaces.remit_duplicates import PaymentConflict, find_conflict, open_conflict_exceptions
 from carefabric.mapping import Held, map_remittance
 from carefabric.money import to_cents
 from carefabric.store.bulk import insert_ignore
@@ -134,10 +137,17 @@ def process_file(
                 seen.held.append(outcome)
             if not remit.balanced:
                 seen.unbalanced += list(remit.balance_errors)
-            _store_remittance(session, remit, file_id, business_date, mapping, "received" if remit.balanced else "unbalanced")
-        seen.add(remit)
+            conflict = find_conflict(session, remit, file_id=file_id, file_name=path.name)
+            if conflict is not None:
+                seen.conflicts.append(conflict)
+            status = "rejected" if conflict else "received" if remit.balanced else "unbalanced"
+            _store_remittance(session, remit, file_id, business_date, mapping, status)
+        seen.add(remit, quality=conflict is None)
 
     accepted = validation.accepted and not seen.unbalanced and not seen.held and not seen.duplicate
+    every = bool(seen.conflicts) and len(seen.conflicts) == seen.transactions  # nothing new in the file
+    all_duplicates = every and all(c.reason_code == "DUPLICATE_PAYMENT" for c in seen.conflicts)
+    verdict = "duplicate" if seen.duplicate or all_duplicates else "accepted" if accepted and not every else "rejected"
     with session_scope(engine) as session:
         # The file's verdict applies to all of its transactions at once: nothing from a file that
         # does not balance, map or read posts, even the transactions that were fine on their own.
@@ -147,17 +157,19 @@ def process_file(
             .values(status="balanced" if accepted else "rejected")
         )
         _open_file_exceptions(session, path.name, sha, seen, validation, findings)
-        _finish(session, file_id, "processed" if accepted else ("duplicate" if seen.duplicate else "rejected"), None)
+        open_conflict_exceptions(session, seen.conflicts, interface=INTERFACE)
+        _finish(session, file_id, {"accepted": "processed"}.get(verdict, verdict), None)
     if accepted and seen.quality["remittances"]:
         _validate(engine, seen, sha, business_date)
     return {
         "file": path.name,
-        "status": "duplicate" if seen.duplicate else ("accepted" if accepted else "rejected"),
+        "status": verdict,
         "transactions": seen.transactions,
         "claims": seen.claims,
         "findings": len(findings),
         "unbalanced": len(seen.unbalanced),
         "held": [h.reason_code for h in seen.held],
+        "payment_conflicts": [c.reason_code for c in seen.conflicts],
     }
 
 
@@ -170,11 +182,14 @@ class _Seen:
     duplicate: str | None = None
     unbalanced: list[str] = field(default_factory=list)
     held: list[Held] = field(default_factory=list)
+    conflicts: list[PaymentConflict] = field(default_factory=list)
     quality: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"remittances": [], "remit_claims": []})
 
-    def add(self, remit: Remittance) -> None:
+    def add(self, remit: Remittance, *, quality: bool = True) -> None:
         self.transactions += 1
         self.claims += len(remit.claims)
+        if not quality:  # a payment already received: GX judges what will post
+            return
         self.quality["remittances"].append(
             {"trace_number": remit.trace_number, "payment_cents": to_cents(remit.payment_amount), "balanced": remit.balanced}
         )

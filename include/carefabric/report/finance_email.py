@@ -117,6 +117,8 @@ REASON_HELP: dict[str, str] = {
     "UNKNOWN_PAYER": "835 from a payer not in the payer crosswalk; nothing from the file posted",
     "UNKNOWN_FACILITY": "facility or payee NPI not in the facility crosswalk",
     "DUPLICATE_INTERCHANGE": "835 already received under another name; not posted twice",
+    "DUPLICATE_PAYMENT": "payment (payer, trace, amount) already received under other envelope numbers; not posted twice",
+    "TRACE_REUSED": "a known payer trace number carries another amount or date; held until someone decides",
     "REMIT_UNBALANCED": "835 totals do not balance; nothing from it posted",
     "X12_UNREADABLE": "835 envelope unreadable",
     "FHIR_PARSE_ERROR": "FHIR resource could not be parsed",
