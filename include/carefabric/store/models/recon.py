@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from carefabric.store.models.base import Base, cents, created_at, fk, one_of, pk
 
 RUN_STATUSES = ("running", "completed", "failed")
-RECON_CHECKS = ("charges", "claims", "cash")
+RECON_CHECKS = ("charges", "claims", "cash", "ledger", "integrity")
 RECON_STATUSES = (
     "matched",
     "missing_in_ehr",
@@ -21,6 +21,10 @@ RECON_STATUSES = (
     "amount_mismatch",
     "duplicate",
     "timing",
+    "missing_in_bank",
+    "missing_in_carefabric",
+    "changed_in_erp",
+    "added_in_erp",
 )
 
 
@@ -50,8 +54,9 @@ class ReconciliationRun(Base):
 class ReconciliationItem(Base):
     """The outcome for one key of one check; key (run_id, check_name, item_key).
 
-    ``check_name`` is charges/claims/cash (``check`` is an SQL keyword). Amounts per side are
-    cents, NULL where that side has nothing; ``variance_cents`` is what does not match.
+    ``check_name`` is charges/claims/cash/ledger/integrity (``check`` is an SQL keyword). Amounts
+    per side are cents, NULL where that side has nothing; ``gl_cents`` is always the ERP's own
+    ledger as read back through its API; ``variance_cents`` is what does not match.
     """
 
     __tablename__ = "reconciliation_items"
@@ -70,6 +75,8 @@ class ReconciliationItem(Base):
     billing_cents: Mapped[int | None] = cents(nullable=True)
     remit_cents: Mapped[int | None] = cents(nullable=True)
     gl_cents: Mapped[int | None] = cents(nullable=True)
+    bank_cents: Mapped[int | None] = cents(nullable=True)
+    carefabric_cents: Mapped[int | None] = cents(nullable=True)  # what carefabric posted (ledger checks)
     variance_cents: Mapped[int] = cents(default=0)
     reason: Mapped[str | None] = mapped_column(String(255))  # short explanation, no PHI
     detail: Mapped[dict[str, Any] | None]
