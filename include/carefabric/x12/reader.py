@@ -91,6 +91,19 @@ class _Envelope:
             self.cause = "segments in other delimiters than the ISA declares" if delimiters else "stray segments"
             yield self.error(f"{reason}, outside any transaction set", position)
 
+    def outside(self, sid: str, text: str, e: list[str], position: int, delims: Delimiters) -> Iterator[X12Error]:
+        """A segment outside ST..SE: envelope, or a stray one."""
+        if sid == "ISA":
+            yield from self.isa(text, e, position, delims)
+        elif sid == "GS":
+            yield from self.gs(e, position)
+        elif sid == "GE":
+            self.ge(e, position)
+        elif sid == "IEA":
+            yield from self.iea(e, position)
+        else:
+            yield from self.stray(f"segment {position} {sid}", position)
+
     def start(self, e: list[str], position: int) -> TxState:
         self.st_in_gs += 1
         st02 = get(e, 2) or ""
@@ -252,17 +265,10 @@ def iter_transactions(
 
         if sid == "ST":
             tx = env.start(e, position)
-        elif sid == "ISA":
+            continue
+        if sid == "ISA":  # a new interchange may declare another component separator
             component = segments.delimiters.component
-            yield from env.isa(text, e, position, segments.delimiters)
-        elif sid == "GS":
-            yield from env.gs(e, position)
-        elif sid == "GE":
-            env.ge(e, position)
-        elif sid == "IEA":
-            yield from env.iea(e, position)
-        else:
-            yield from env.stray(f"segment {position} {sid}", position)
+        yield from env.outside(sid, text, e, position, segments.delimiters)
 
     if segments.notes:
         notes_out.extend(segments.notes)
