@@ -310,6 +310,9 @@ def cmd_install(args: argparse.Namespace) -> int:
             _copy_atomic(file, inbound / file.name)
             copied += 1
     _say(f"sftp: {copied} 835 file(s) into {sftp_root / 'inbound'}")
+    statements = _deliver_bank(scenario, sftp_root)
+    if statements:
+        _say(f"sftp: {statements} bank statement(s) into {sftp_root / 'inbound' / 'bank'}")
     if args.sftp_only:
         return 0
     if args.landing_dir:
@@ -325,6 +328,19 @@ def cmd_install(args: argparse.Namespace) -> int:
         landed += 1
     _say(f"ehr: {landed} file(s) into {landing}")
     return 0
+
+
+def _deliver_bank(scenario: Path, sftp_root: Path) -> int:
+    """The bank's BAI2 statements into ``/inbound/bank/`` (archive folder ``/archive/bank/``)."""
+    files = sorted((scenario / "bank").glob("*.bai"))
+    if not files:
+        return 0
+    inbound = sftp_root / "inbound" / "bank"
+    inbound.mkdir(parents=True, exist_ok=True)
+    (sftp_root / "archive" / "bank").mkdir(parents=True, exist_ok=True)
+    for file in files:
+        _copy_atomic(file, inbound / file.name)
+    return len(files)
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
@@ -384,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--billing-url")
     p.add_argument("--sftp-root", type=Path, help="default: <sandbox dir>/sftp_root")
     p.add_argument("--landing-dir", type=Path, help="default: carefabric.config.landing_dir()")
-    p.add_argument("--sftp-only", action="store_true", help="only (re-)deliver the 835 files, as a payer re-sending")
+    p.add_argument("--sftp-only", action="store_true", help="only (re-)deliver the 835 files and bank statements, as a payer or the bank re-sending")
     p.set_defaults(func=cmd_install)
 
     p = sub.add_parser("fault", help="arm a fault on an HTTP peer")

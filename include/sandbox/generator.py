@@ -12,6 +12,7 @@ Output layout (``<out>/``)::
     ehr/<F>_<YYYYMMDD>.hl7           FHS/BHS batch per facility and day (ADT A01/A03/A04/A08, DFT^P03)
     ehr/fhir_<YYYYMMDD>.ndjson       FHIR R4 Encounter, Coverage, ChargeItem (FHIR-only encounters)
     sftp/<payer_id>/era_<x12 id>_<F>_<YYYYMMDD>_<nn>.835   one 835 per payer, payee facility, day
+    bank/<YYYYMMDD>.bai              the bank's BAI2 statement of the day (``sandbox.bank_writer``)
     erp_master.json                  ERP /_sandbox/load body (companies ... periods)
     billing_seed.json                billing /_sandbox/load body (claims, payments, patient_balances)
     crosswalks/departments.csv, cdm.csv, payers.csv, facilities.csv
@@ -73,7 +74,7 @@ from typing import Any
 
 from carefabric.money import format_cents
 from carefabric.phi import token
-from sandbox import fhir_writer, hl7_writer, x12_writer
+from sandbox import bank_writer, fhir_writer, hl7_writer, x12_writer
 from sandbox.ground_truth import Ledger
 from sandbox.reference import (
     ATTENDINGS,
@@ -483,7 +484,7 @@ def _day_counts(encounters: int, days: int) -> list[int]:
 
 def _clean_outputs(out: Path) -> None:
     """Remove files a previous run wrote here (only our own layout), so no stale file lingers."""
-    for sub in ("ehr", "sftp", "crosswalks"):
+    for sub in ("ehr", "sftp", "crosswalks", "bank"):
         if (out / sub).is_dir():
             shutil.rmtree(out / sub)
     for name in ("erp_master.json", "billing_seed.json", "ground_truth.json", "manifest.json"):
@@ -570,6 +571,7 @@ def generate(
     # ------------------------------------------------------------------ remittances (835)
     remit = _RemitBuilder(seed, facs)
     sftp = out / "sftp"
+    paid: dict[dt.date, list[RemitTransaction]] = {}  # every payment announced: the bank's deposits
     for day_index, date in enumerate(dates):
         first_day = day_index == 0
         per_file = _claim_count(day_counts[day_index], facilities)
@@ -770,6 +772,7 @@ def generate(
                 tx.claims.append(claim)
             bad.append((tx, "unknown_payer"))
 
+        paid[date] = good + [tx for tx, _ in bad]
         for tx in good:
             assert tx.payment_cents > 0, tx.file_name
             path = sftp / tx.payer.payer_id / tx.file_name
@@ -1048,6 +1051,8 @@ def generate(
         {"claims": billing.claims, "payments": billing.payments, "patient_balances": billing.balances},
     )
 
+    # The bank comes last and draws from its own random stream: nothing above moves with it.
+    bank = bank_writer.write_statements(out, paid, seed=seed, facilities=facs)
     unknown_fault = next(f for f in faults if f["fault"] == "unknown_cdm")
     ground_truth = {
         "business_date": dates[0].isoformat(),
@@ -1088,6 +1093,7 @@ def generate(
             "journals": after_fix.journals(),
         },
         "scenario": features,
+        **bank,
     }
     _dump_json(out / "ground_truth.json", ground_truth)
 
@@ -1114,7 +1120,7 @@ def generate(
 def _ours(out: Path, path: Path) -> bool:
     """Whether a file under ``out`` belongs to the generated layout (foreign files are not listed)."""
     rel = path.relative_to(out).parts
-    return rel[0] in ("ehr", "sftp", "crosswalks") or (
+    return rel[0] in ("ehr", "sftp", "crosswalks", "bank") or (
         len(rel) == 1 and rel[0] in ("erp_master.json", "billing_seed.json", "ground_truth.json")
     )
 

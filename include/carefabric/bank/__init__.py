@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from carefabric.bank.model import AccountSummary, BankFileError, BankStatement, BankTransaction
 from carefabric.bank.reader import find_trace, read_statement
+from carefabric.bank.reassociation import match_deposits
 
 __all__ = [
     "AccountSummary",
@@ -17,5 +18,6 @@ __all__ = [
     "BankStatement",
     "BankTransaction",
     "find_trace",
+    "match_deposits",
     "read_statement",
 ]
