@@ -1,5 +1,6 @@
 """The store's ORM models (SQLAlchemy 2, typed). Import everything from here: ``models.Charge``."""
 
+from carefabric.store.models.bank import BankDeposit
 from carefabric.store.models.base import NAMING_CONVENTION, Base
 from carefabric.store.models.billing import BillingCharge, BillingClaim, BillingPayment, PatientBalance
 from carefabric.store.models.crosswalk import (
@@ -81,6 +82,7 @@ __all__ = [
     "RUN_STATUSES",
     "Ack999",
     "AuditLog",
+    "BankDeposit",
     "Base",
     "BillingCharge",
     "BillingClaim",

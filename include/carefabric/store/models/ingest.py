@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from carefabric.store.models.base import Base, created_at, fk, one_of, pk
 
-FILE_SOURCES = ("ehr", "payer", "billing")
+FILE_SOURCES = ("ehr", "payer", "billing", "bank")
 VERSION_STATUSES = ("held", "accepted", "discarded")
 FILE_STATUSES = ("received", "processing", "processed", "rejected", "duplicate")
 MESSAGE_STATUSES = ("received", "parsed", "routed", "skipped", "error")
