@@ -1,5 +1,6 @@
-"""Claims reconciliation: nightly charges, claims and cash checks across EHR, billing, 835s and
-the ledger, stored item by item, and an HTML report emailed to finance.
+"""Claims reconciliation: nightly charges, claims, cash, ledger and integrity checks across EHR,
+billing, 835s, the bank and the ERP's own ledger (read back through its API), stored item by
+item, and an HTML report emailed to finance.
 
 Runs at 05:00 UTC for the previous business date. Billing's accepted charges are re-read first
 so the check compares against billing as it stands. The email goes through the ``finance_smtp``
@@ -12,7 +13,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from carefabric_airflow import billing_client, business_date, default_args, engine, variable
+from carefabric_airflow import billing_client, business_date, default_args, engine, erp_client, variable
 
 INTERFACE = "claims_reconciliation"
 
@@ -40,7 +41,8 @@ def claims_reconciliation() -> None:
         from carefabric.interfaces.claims_reconciliation import reconcile_day
 
         window = int(variable("carefabric_reconciliation_tolerance_days", "3"))
-        run_id, items, totals = reconcile_day(engine(), business_date(get_current_context()), window_days=window)
+        run_id, items, totals = reconcile_day(engine(), erp_client(), business_date(get_current_context()),
+                                              window_days=window)
         return {"run_id": run_id, "items": len(items), "unmatched": totals.get("unmatched_total", 0)}
 
     @task
@@ -61,6 +63,7 @@ def claims_reconciliation() -> None:
                 [
                     {"check": i.check_name, "key": i.item_key, "status": i.status, "ehr_cents": i.ehr_cents,
                      "billing_cents": i.billing_cents, "remit_cents": i.remit_cents, "gl_cents": i.gl_cents,
+                     "bank_cents": i.bank_cents, "carefabric_cents": i.carefabric_cents,
                      "variance_cents": i.variance_cents, "reason": i.reason}
                     for i in session.scalars(select(ReconciliationItem).where(ReconciliationItem.run_id == result["run_id"]))
                 ]

@@ -204,3 +204,14 @@ def write_big_hl7(path: Path, messages: list[bytes], target_bytes: int) -> int:
                 size += len(data)
                 written += 1
     return written
+
+
+def ingest_day(engine: Engine, day_dir: Path, billing_url: str, *, day: dt.date = BUSINESS_DATE) -> int:
+    """The day's HL7 extracts and 835s into the store, charges routed to billing; routed lines."""
+    from carefabric.interfaces import ehr_ingest, payer_remittance
+
+    for path in sorted((day_dir / "ehr").glob("*.hl7")):
+        ehr_ingest.ingest_file(path, engine, business_date=day, validate=False)
+    for path in sorted((day_dir / "sftp").glob("*/*.835")):
+        payer_remittance.process_file(path, engine, payer_folder=path.parent.name, business_date=day)
+    return int(ehr_ingest.route_charges(engine, billing_client(billing_url))["routed"])

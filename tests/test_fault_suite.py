@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from carefabric.clients.rest import RejectedError, TransientError
-from carefabric.interfaces import ehr_ingest, erp_posting, payer_remittance
+from carefabric.interfaces import ehr_ingest, erp_posting
 from carefabric.store.models import ErpPosting, ExceptionRecord, Remittance
 from sandbox import ERP_TOKEN
 from sandbox.judge import judge
@@ -71,12 +71,7 @@ def engine(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_
 
 
 def ingest_day(engine: Engine, day_dir: Path, peers: SandboxServers) -> None:
-    """The day's HL7 extracts and 835s into the store, charges routed to billing."""
-    for path in sorted((day_dir / "ehr").glob("*.hl7")):
-        ehr_ingest.ingest_file(path, engine, business_date=DAY, validate=False)
-    for path in sorted((day_dir / "sftp").glob("*/*.835")):
-        payer_remittance.process_file(path, engine, payer_folder=path.parent.name, business_date=DAY)
-    ehr_ingest.route_charges(engine, scenario.billing_client(peers.billing_url))
+    scenario.ingest_day(engine, day_dir, peers.billing_url)
 
 
 def differences(day_dir: Path, peers: SandboxServers) -> list[str]:

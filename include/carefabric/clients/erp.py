@@ -55,8 +55,17 @@ class ErpClient:
         return PostResult(external_id, str(body.get("document_id")), replayed=True)
 
     def journals(self, journal_date: str, source: str | None = None) -> list[dict[str, Any]]:
+        """Journal batches the ERP holds for a date (with their lines), whoever posted them."""
         params = {"journal_date": journal_date} | ({"source": source} if source else {})
         return list(self.rest.paginate("/journal-batches", params))
+
+    def cash_receipts(self, receipt_date: str) -> list[dict[str, Any]]:
+        """Cash receipts the ERP holds for a date."""
+        return list(self.rest.paginate("/cash-receipts", {"receipt_date": receipt_date}))
+
+    def inventory_movements(self, movement_date: str) -> list[dict[str, Any]]:
+        """Inventory movement documents the ERP holds for a date (with their lines)."""
+        return list(self.rest.paginate("/inventory-movements", {"movement_date": movement_date}))
 
 
 def _path(kind: str) -> str:

@@ -1,11 +1,19 @@
 """Nightly claims-to-ledger reconciliation and the finance email.
 
-For one business date, three checks run set-based over frames read in a handful of queries:
+For one business date, five checks run set-based. carefabric's store is one side of each
+comparison, never two: the GL side is always the ERP's own ledger read back through its API
+(``ErpClient.journals``/``cash_receipts``/``inventory_movements``), billing's side billing's
+records (synced from its API in the same run), the bank's side the bank statement.
 
-- charges: EHR charges routed to billing = billing's accepted charges = GL gross revenue, per
-  cost center (charges held in the exception queue are reported there, not here);
-- claims: 835 CLP04 = billing claim payments = GL AR relief from CLP04, per claim and payer;
-- cash: BPR02 per EFT/check trace = GL cash clearing = ERP cash receipt.
+- charges: EHR charges routed to billing = billing's accepted charges = ERP ledger gross revenue,
+  per cost center (charges held in the exception queue are reported as money held, by reason);
+- claims: 835 CLP04 = billing claim payments, per claim and payer;
+- cash: BPR02 per EFT/check trace = bank deposit (when the day's statement arrived) = the ERP's
+  cash receipt;
+- ledger: carefabric's documents of the date = the ERP ledger, per account, cost center,
+  facility and location (``carefabric.reconciliation.ledger``);
+- integrity: each document carefabric posted is in the ERP unchanged, once, and nothing else was
+  posted for the date (manual journals are items naming their ERP document).
 
 Every item is stored with its status and variance in cents under a numbered run, and finance
 gets an HTML report (control totals, what did not match and why, exceptions opened that day by
@@ -21,7 +29,15 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from carefabric.reconciliation import control_totals, reconcile_cash, reconcile_charges, reconcile_claims
+from carefabric.clients.erp import ErpClient
+from carefabric.reconciliation import (
+    control_totals,
+    ledger,
+    receipts_frame,
+    reconcile_cash,
+    reconcile_charges,
+    reconcile_claims,
+)
 from carefabric.store.db import session_scope
 from carefabric.store.models import (
     BillingCharge,
@@ -30,7 +46,6 @@ from carefabric.store.models import (
     ErpPosting,
     ErpPostingLine,
     ExceptionRecord,
-    PostingContribution,
     QualityResult,
     ReconciliationItem,
     ReconciliationRun,
@@ -51,7 +66,7 @@ def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
 
 
 def load_frames(engine: Engine, day: dt.date, window_days: int) -> dict[str, pd.DataFrame]:
-    """The nine input frames of the three checks, one query each."""
+    """carefabric's side of every check, and billing's records synced from its API."""
     since = day - dt.timedelta(days=window_days)
     until = day + dt.timedelta(days=window_days)
     with session_scope(engine) as s:
@@ -65,12 +80,6 @@ def load_frames(engine: Engine, day: dt.date, window_days: int) -> dict[str, pd.
                 BillingCharge.service_date == day, BillingCharge.status == "accepted"
             )
         ).all()
-        gl = s.execute(
-            select(ErpPosting.business_date, ErpPostingLine.cost_center, ErpPostingLine.account,
-                   ErpPostingLine.debit_cents - ErpPostingLine.credit_cents)
-            .join(ErpPosting)
-            .where(ErpPosting.business_date == day, ErpPosting.status == "posted", ErpPosting.source == "CHARGES")
-        ).all()
         remit = s.execute(
             select(RemitClaim.patient_control_number, Remittance.erp_payer_id, RemitClaim.paid_cents, Remittance.business_date)
             .join(Remittance)
@@ -81,61 +90,84 @@ def load_frames(engine: Engine, day: dt.date, window_days: int) -> dict[str, pd.
                 BillingPayment.paid_date.between(since, until)
             )
         ).all()
-        contributions = s.execute(
-            select(PostingContribution.record_type, PostingContribution.record_key, PostingContribution.account,
-                   PostingContribution.amount_cents, ErpPosting.external_id, ErpPosting.business_date)
-            .join(ErpPosting)
-            .where(ErpPosting.business_date == day, ErpPosting.status == "posted", ErpPosting.source == "REMIT")
-        ).all()
         traces = s.execute(
             select(Remittance.trace_number, Remittance.payment_cents, Remittance.business_date).where(
                 Remittance.business_date == day, Remittance.status.in_(POSTED_REMIT)
             )
         ).all()
-        receipts = s.execute(
-            select(PostingContribution.record_key, PostingContribution.amount_cents, ErpPosting.business_date)
+        our_lines = s.execute(
+            select(ErpPosting.business_date, ErpPosting.source, ErpPosting.erp_document_id, ErpPosting.external_id,
+                   ErpPostingLine.account, ErpPostingLine.cost_center, ErpPostingLine.facility, ErpPostingLine.location,
+                   ErpPostingLine.debit_cents, ErpPostingLine.credit_cents)
             .join(ErpPosting)
-            .where(ErpPosting.business_date == day, ErpPosting.status == "posted", ErpPosting.kind == "cash")
+            .where(ErpPosting.business_date == day, ErpPosting.kind == "journal", ErpPosting.status != "superseded")
         ).all()
-    contrib = _frame(contributions, ["record_type", "record_key", "account", "amount_cents", "external_id", "business_date"])
-    relief = contrib[(contrib["record_type"] == "claim:payment") & (contrib["account"] == "1200")]
-    keys = relief["record_key"].str.split("|", n=1, expand=True) if len(relief) else pd.DataFrame({0: [], 1: []})
-    cash = contrib[contrib["record_type"].str.startswith("trace:") & (contrib["account"] == "1010")]
+        our_docs = [
+            ledger.document(p.kind, p.business_date, p.external_id, p.erp_document_id or "", p.source, p.payload)
+            for p in s.scalars(select(ErpPosting).where(ErpPosting.business_date == day, ErpPosting.status == "posted"))
+        ]
     return {
         "ehr": _frame(ehr, ["business_date", "cost_center", "amount_cents", "line_key"]),
         "billing": _frame(billing, ["business_date", "cost_center", "amount_cents", "line_key"]),
-        "gl": _frame(gl, ["business_date", "cost_center", "account", "amount_cents"]),
         "remit": _frame(remit, ["claim_id", "payer_id", "amount_cents", "business_date"]),
         "payments": _frame(payments, ["claim_id", "payer_id", "amount_cents", "business_date"]),
-        "relief": pd.DataFrame(
-            {"claim_id": keys[0].to_numpy(), "payer_id": keys[1].to_numpy(),
-             "amount_cents": -relief["amount_cents"].to_numpy(dtype="int64"), "business_date": relief["business_date"].to_numpy()}
-        ),
-        "gl_cash": cash.groupby(["record_key", "external_id", "business_date"], sort=False)["amount_cents"].sum().reset_index()
-        .rename(columns={"record_key": "trace_number"}),
         "traces": _frame(traces, ["trace_number", "amount_cents", "business_date"]),
-        "receipts": _frame(receipts, ["trace_number", "amount_cents", "business_date"]),
+        "our_lines": ledger.stored_lines_frame(our_lines),
+        "our_docs": ledger.documents_frame(our_docs),
     }
 
 
-def reconcile_day(engine: Engine, day: dt.date, *, window_days: int = 3) -> tuple[int, pd.DataFrame, dict[str, Any]]:
-    """Run the three checks for ``day``; store the run and its items; return (run id, items, totals)."""
+def read_erp(erp: ErpClient, day: dt.date) -> dict[str, pd.DataFrame]:
+    """The ERP's side: every journal line, document and cash receipt it holds for the date."""
+    journals = erp.journals(day.isoformat())
+    receipts = erp.cash_receipts(day.isoformat())
+    movements = erp.inventory_movements(day.isoformat())
+    lines = ledger.erp_lines_frame(journals)
+    return {
+        "gl": lines,
+        "documents": ledger.erp_documents(journals, movements, receipts),
+        "receipts": receipts_frame(receipts),
+    }
+
+
+SIDE_COLUMNS = ("ehr", "billing", "remit", "gl", "bank", "carefabric")
+
+
+def reconcile_day(
+    engine: Engine, erp: ErpClient, day: dt.date, *, window_days: int = 3, bank: pd.DataFrame | None = None,
+) -> tuple[int, pd.DataFrame, dict[str, Any]]:
+    """Run the five checks for ``day``; store the run and its items; return (run id, items, totals).
+
+    ``bank``: the day's deposits reassociated to traces (``trace_number``, ``amount_cents``,
+    ``business_date``), None when no statement arrived (the cash check then has no bank side,
+    and the email says the statement is missing).
+    """
     f = load_frames(engine, day, window_days)
+    theirs = read_erp(erp, day)
     items = pd.concat(
         [
-            reconcile_charges(f["ehr"], f["billing"], f["gl"]),
-            reconcile_claims(f["remit"], f["payments"], f["relief"], business_date=day, timing_window_days=window_days),
-            reconcile_cash(f["traces"], f["gl_cash"], f["receipts"], business_date=day, timing_window_days=window_days),
+            reconcile_charges(f["ehr"], f["billing"], theirs["gl"]),
+            reconcile_claims(f["remit"], f["payments"], None, business_date=day, timing_window_days=window_days),
+            reconcile_cash(f["traces"], None, theirs["receipts"], bank=bank, business_date=day,
+                           timing_window_days=window_days),
+            ledger.reconcile_ledger(f["our_lines"], theirs["gl"]),
+            ledger.reconcile_integrity(f["our_docs"], theirs["documents"]),
         ],
         ignore_index=True,
     )
     totals = control_totals(items)
+    totals["money_held"] = money_held(engine, day)
+    run_id = _store_run(engine, day, items, totals)
+    return run_id, items, totals
+
+
+def _store_run(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[str, Any]) -> int:
     with session_scope(engine) as s:
         number = (s.scalar(select(func.max(ReconciliationRun.run_number)).where(ReconciliationRun.business_date == day)) or 0) + 1
-        run = ReconciliationRun(business_date=day, run_number=number, status="running")
+        run = ReconciliationRun(business_date=day, run_number=number, status="running",
+                                check_set=",".join(dict.fromkeys(items["check"].astype(str))) if len(items) else "")
         s.add(run)
         s.flush()
-        run_id = run.id
         rows = []
         for item in items.to_dict("records"):
             def cents(side: str, item: dict[str, Any] = item) -> int | None:
@@ -147,8 +179,8 @@ def reconcile_day(engine: Engine, day: dt.date, *, window_days: int = 3) -> tupl
                 detail["receipt_cents"] = cents("receipt")
             rows.append(
                 ReconciliationItem(
-                    run_id=run_id, check_name=item["check"], item_key=str(item["key"])[:255], status=item["status"],
-                    ehr_cents=cents("ehr"), billing_cents=cents("billing"), remit_cents=cents("remit"), gl_cents=cents("gl"),
+                    run_id=run.id, check_name=item["check"], item_key=str(item["key"])[:255], status=item["status"],
+                    **{f"{side}_cents": cents(side) for side in SIDE_COLUMNS},
                     variance_cents=int(item["variance_cents"] or 0), reason=str(item.get("reason") or "")[:255],
                     detail={k: int(v) if v is not None else None for k, v in detail.items()},
                 )
@@ -157,7 +189,30 @@ def reconcile_day(engine: Engine, day: dt.date, *, window_days: int = 3) -> tupl
         run.status = "completed"
         run.finished_at = utcnow()
         run.control_totals = totals
-    return run_id, items, totals
+        return run.id
+
+
+def money_held(engine: Engine, day: dt.date) -> dict[str, Any]:
+    """Money of the date that did not post, in cents, by reason: held charge lines (by the reason
+    of their open exception) and 835 cash not posted (by the remittance's status)."""
+    with session_scope(engine) as s:
+        charges = s.execute(
+            select(ExceptionRecord.reason_code, func.count(), func.coalesce(func.sum(Charge.amount_cents), 0))
+            .join(ExceptionRecord, (ExceptionRecord.record_key == Charge.line_key) & (ExceptionRecord.record_type == "charge"))
+            .where(Charge.business_date == day, Charge.status == "held", ExceptionRecord.status == "open")
+            .group_by(ExceptionRecord.reason_code)
+        ).all()
+        remits = s.execute(
+            select(Remittance.status, func.count(), func.coalesce(func.sum(Remittance.payment_cents), 0))
+            .where(Remittance.business_date == day, Remittance.status.not_in(POSTED_REMIT))
+            .group_by(Remittance.status)
+        ).all()
+    return {
+        "charges": {reason: {"lines": int(n), "cents": int(c)} for reason, n, c in charges},
+        "remittances": {status: {"transactions": int(n), "cents": int(c)} for status, n, c in remits},
+        "charges_cents": sum(int(c) for _, _, c in charges),
+        "remittances_cents": sum(int(c) for _, _, c in remits),
+    }
 
 
 def exceptions_opened(engine: Engine, day: dt.date) -> dict[str, int]:

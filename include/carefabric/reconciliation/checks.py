@@ -45,11 +45,14 @@ GL_CASH = Side("gl", "GL cash clearing", "missing_in_gl", "key")
 # The ERP is the ledger system, so a trace without its ERP cash receipt is missing in the GL
 # family of statuses; the reason names the receipt.
 ERP_RECEIPTS = Side("receipt", "ERP cash receipt", "missing_in_gl", "key")
+BANK_DEPOSITS = Side("bank", "bank deposit", "missing_in_bank", "key")
 
 SIDE_COLUMNS = {
     "charges": ("ehr", "billing", "gl"),
     "claims": ("remit", "billing", "gl"),
-    "cash": ("remit", "gl", "receipt"),
+    "cash": ("remit", "bank", "gl", "receipt"),
+    "ledger": ("carefabric", "gl"),
+    "integrity": ("carefabric", "gl"),
 }
 
 
@@ -105,7 +108,7 @@ def reconcile_charges(
 def reconcile_claims(
     remit: pd.DataFrame,
     billing_payments: pd.DataFrame,
-    gl_ar_relief: pd.DataFrame,
+    gl_ar_relief: pd.DataFrame | None,
     *,
     tolerance_cents: int = 0,
     business_date: dt.date | tuple[dt.date, dt.date] | None = None,
@@ -116,10 +119,15 @@ def reconcile_claims(
     With ``business_date`` (a date or an inclusive (start, end)), rows dated outside it but
     within ``timing_window_days`` explain timing instead of being missing; pass billing
     payments for the wider window to get that. A payment posted twice is ``duplicate``.
+    ``gl_ar_relief`` None leaves the GL out: a summary ledger does not carry claims, and the
+    nightly close checks AR relief at the ledger's own grain instead (``ledger`` check).
     """
+    sides = [(REMIT_CLAIMS, remit), (BILLING_PAYMENTS, billing_payments)]
+    if gl_ar_relief is not None:
+        sides.append((GL_AR_RELIEF, gl_ar_relief))
     return compare(
         "claims",
-        [(REMIT_CLAIMS, remit), (BILLING_PAYMENTS, billing_payments), (GL_AR_RELIEF, gl_ar_relief)],
+        sides,
         ["claim_id", "payer_id"],
         tolerance_cents=tolerance_cents,
         period=_period(business_date),
@@ -129,20 +137,29 @@ def reconcile_claims(
 
 def reconcile_cash(
     remit_traces: pd.DataFrame,
-    gl_cash: pd.DataFrame,
+    gl_cash: pd.DataFrame | None,
     receipts: pd.DataFrame,
     *,
+    bank: pd.DataFrame | None = None,
     tolerance_cents: int = 0,
     business_date: dt.date | tuple[dt.date, dt.date] | None = None,
     timing_window_days: int = 3,
 ) -> pd.DataFrame:
-    """BPR02 per trace vs GL cash clearing vs ERP cash receipt, per trace_number.
+    """BPR02 per trace vs the bank deposit vs GL cash clearing vs ERP cash receipt, per trace.
 
-    A trace on two 835s, in two posted journals or on two receipts is ``duplicate``.
+    ``bank`` (deposits reassociated by trace) and ``gl_cash`` are left out when None (no bank
+    statement for the day; the ERP's receipts read back are the GL side). A trace on two 835s,
+    two deposits, in two posted journals or on two receipts is ``duplicate``.
     """
+    sides = [(REMIT_TRACES, remit_traces)]
+    if bank is not None:
+        sides.append((BANK_DEPOSITS, bank))
+    if gl_cash is not None:
+        sides.append((GL_CASH, gl_cash))
+    sides.append((ERP_RECEIPTS, receipts))
     return compare(
         "cash",
-        [(REMIT_TRACES, remit_traces), (GL_CASH, gl_cash), (ERP_RECEIPTS, receipts)],
+        sides,
         ["trace_number"],
         tolerance_cents=tolerance_cents,
         period=_period(business_date),
