@@ -23,6 +23,7 @@ EXPECTED_DAGS = {
     "erp_posting",
     "claims_reconciliation",
     "exception_replay",
+    "bank_statement",
 }
 HEAVY_MODULES = ("pandas", "great_expectations", "matplotlib", "pyx12", "hl7apy", "paramiko.transport_sftp")
 
