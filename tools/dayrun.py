@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from airflow_runtime import airflow_env, dag_run_confs, ensure_metadata_db, load_settings, run_dag  # noqa: E402
 
 PY = sys.executable
-ORDER = ["erp_master_data", "ehr_ingest", "payer_remittance", "billing_sync", "erp_posting", "claims_reconciliation"]
+ORDER = ["erp_master_data", "ehr_ingest", "payer_remittance", "billing_sync", "erp_posting", "bank_statement", "claims_reconciliation"]
 
 
 @dataclass
