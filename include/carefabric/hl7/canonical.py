@@ -60,6 +60,7 @@ _CHARGE_TYPES = frozenset(("CG", "CD"))
 # Identifiers may hold any punctuation (escaped delimiters decode to it, whatever the delimiter
 # set); it is neutralised to '-' before the code-shape and PHI-shape check, spaces are not.
 _ESCAPED = str.maketrans(string.punctuation, "-" * len(string.punctuation))
+_CODES: set[str] = set()  # values already found code-shaped (see _is_code)
 _TYPE_CODE = re.compile(r"[A-Z0-9]{3}(?:\^[A-Z0-9]{1,4})?")
 _ONE = Decimal(1)
 _ZERO = Decimal(0)
@@ -260,10 +261,10 @@ def to_canonical(msg: Message) -> CanonicalResult:
                 "DFT^P03 has no PV1-19 visit number: its charges cannot attach to an encounter", cid
             )
         warnings.append("PV1-19 visit number is empty: encounter recorded with encounter_id ''")
-    elif not _is_code(encounter_id, 64):
+    elif not (encounter_id.isalnum() and len(encounter_id) <= 64 or _is_code(encounter_id, 64)):
         raise HL7ParseError("PV1-19 visit number is not an identifier (spaces, or the shape of PHI)", cid)
     facility = first(pv1[39]) or facility_msh
-    if facility and not _is_code(facility, 64):
+    if facility and not (facility in _CODES and len(facility) <= 64 or _is_code(facility, 64)):
         # canonical rows, line keys' exceptions and ERP lines carry the facility: never a shifted name
         raise HL7ParseError("PV1-39 servicing facility (else MSH-4) is not a facility code", cid)
     in1 = _pad(in1, 4)
@@ -308,6 +309,7 @@ def _charges(
         encounter.patient_token,
     )
     rep = d.repetition
+    codes = _CODES
     charges: list[Charge] = []
     seen: set[int] = set()
     for position, f in enumerate(ft1s, 1):
@@ -338,8 +340,10 @@ def _charges(
         if not cdm:
             raise HL7ParseError(f"FT1 {line}: FT1-7 transaction code (CDM) is missing", cid)
         department, txn_id = first(f[13]), first(f[2])
-        if not (_is_code(txn_type, 4) and _is_code(cdm, 32) and (not department or _is_code(department, 32))
-                and (not txn_id or _is_code(txn_id, 64))):
+        if not ((txn_type in codes and len(txn_type) <= 4 or _is_code(txn_type, 4))
+                and (cdm in codes and len(cdm) <= 32 or _is_code(cdm, 32))
+                and (not department or department in codes and len(department) <= 32 or _is_code(department, 32))
+                and (not txn_id or txn_id.isalnum() and len(txn_id) <= 64 or _is_code(txn_id, 64))):
             raise HL7ParseError(
                 f"FT1 {line}: FT1-2 transaction id, FT1-6 type, FT1-7 code or FT1-13 department is not a code", cid
             )
@@ -387,16 +391,20 @@ def _is_code(value: str, maxlen: int) -> bool:
     """
     if len(value) > maxlen:
         return False
-    if value.isalnum():
+    if value in _CODES:
         return True
     neutral = value.translate(_ESCAPED)
-    return phi.code(neutral) == neutral
+    if value.isalnum() or phi.code(neutral) == neutral:
+        if len(_CODES) < 16384:
+            _CODES.add(value)  # a feed repeats its codes all day: the next check is a set lookup
+        return True
+    return False
 
 
 def _opt_code(value: str, label: str, maxlen: int, warnings: list[str], line: int | None = None) -> str | None:
     """An optional coded value, or None (with a warning naming the field) when it is no code."""
-    if not value:
-        return None
+    if not value or (value in _CODES and len(value) <= maxlen):
+        return value or None
     if _is_code(value, maxlen):
         return value
     warnings.append(f"{'' if line is None else f'FT1 {line}: '}{label} is not a code: left empty")
