@@ -8,6 +8,7 @@ ledger check must show the money at the account x cost center x facility grain.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,37 @@ def test_money_that_did_not_post_is_held_by_reason_in_dollars(posted: tuple[Engi
                   if f.get("fault") in ("unknown_cdm", "inactive_cost_center")}
     assert truth_held <= set(held["charges"]) and held["charges_cents"] > 0
     assert held["remittances_cents"] > 0  # the unbalanced 835's cash is money that did not post
+
+
+def test_finance_email_leads_with_money_held_and_missing_feeds(posted: tuple[Engine, SandboxServers]) -> None:
+    from carefabric.interfaces.claims_reconciliation import build_report, missing_feeds
+
+    engine, peers = posted
+    _, items, totals = reconcile_day(engine, scenario.erp_client(peers.erp_url), DAY)
+    report = build_report(engine, DAY, items, totals)
+    held = totals["money_held"]
+    html = report.html
+    assert html.index('id="money-held"') < html.index('id="control-totals"')  # what to act on comes first
+    for reason, value in held["charges"].items():
+        assert f"<code>{reason}</code>" in html and f"${value['cents'] / 100:,.2f}" in html
+    assert "Total not posted" in html and "action needed" in report.subject
+
+    # the next day: nothing arrived. The email says so instead of "all matched".
+    next_day = DAY + dt.timedelta(days=1)
+    _, empty_items, empty_totals = reconcile_day(engine, scenario.erp_client(peers.erp_url), next_day)
+    empty = build_report(engine, next_day, empty_items, empty_totals)
+    assert 'id="empty-day"' in empty.html and "All matched" not in empty.html
+    assert "no EHR charges arrived" in empty.html and "no activity recorded" in empty.subject
+    payers = missing_feeds(engine, next_day, lookback_days=1)
+    assert any(w.startswith("no 835 from payer") for w in payers)
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
+    from carefabric.report import build_finance_report
+
+    items = pd.DataFrame([{"check": "cash", "key": "=HYPERLINK(\"http://x\")", "status": "missing_in_gl",
+                           "remit_cents": -1205, "gl_cents": None, "variance_cents": 1205, "reason": "@SUM(A1)"}])
+    report = build_finance_report({}, items, [], {}, business_date=DAY, chart=False)
+    csv_text = next(body for name, body, _ in report.attachments if name.endswith(".csv")).decode()
+    row = csv_text.splitlines()[1]
+    assert "'=HYPERLINK" in row and "'@SUM(A1)" in row and ",-12.05," in row

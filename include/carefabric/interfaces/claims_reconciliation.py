@@ -273,5 +273,29 @@ def build_report(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict
                 ErpPosting.business_date == day, ErpPosting.kind == "journal", ErpPosting.status == "posted"
             )
         ).one()
-    summary = {**totals, "journals_posted": int(posted[0]), "debits_cents": int(posted[1]), "credits_cents": int(posted[2])}
-    return build_finance_report(summary, items, quality_results(engine, day), exceptions_opened(engine, day), business_date=day)
+    summary = {k: v for k, v in totals.items() if k != "money_held"}
+    summary |= {"journals_posted": int(posted[0]), "debits_cents": int(posted[1]), "credits_cents": int(posted[2])}
+    return build_finance_report(
+        summary, items, quality_results(engine, day), exceptions_opened(engine, day), business_date=day,
+        held=totals.get("money_held") or money_held(engine, day), warnings=missing_feeds(engine, day),
+    )
+
+
+def missing_feeds(engine: Engine, day: dt.date, *, lookback_days: int = 7) -> list[str]:
+    """Feeds a finance user expects for the date that did not arrive: no EHR extract at all, or
+    no 835 from a payer that sent one on most of the previous ``lookback_days`` days."""
+    since = day - dt.timedelta(days=lookback_days)
+    with session_scope(engine) as s:
+        charges = s.scalar(select(func.count()).select_from(Charge).where(Charge.business_date == day)) or 0
+        history = s.execute(
+            select(Remittance.payer_id, func.count(func.distinct(Remittance.business_date)))
+            .where(Remittance.business_date >= since, Remittance.business_date < day)
+            .group_by(Remittance.payer_id)
+        ).all()
+        today = set(s.scalars(select(Remittance.payer_id).where(Remittance.business_date == day)))
+    warnings = [] if charges else [f"no EHR charges arrived for {day.isoformat()} (no extract, or an empty one)"]
+    for payer, days in sorted(history, key=lambda r: str(r[0])):
+        if days * 2 > lookback_days and payer not in today:
+            warnings.append(f"no 835 from payer {payer} for {day.isoformat()} (it sent one on {days} of the "
+                            f"previous {lookback_days} days)")
+    return warnings

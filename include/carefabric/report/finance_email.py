@@ -92,21 +92,26 @@ HTML_TEMPLATE = "finance_report.html.j2"
 UNMATCHED_HTML_CAP = 200  # an email is no place for 10,000 rows: the CSV has them all
 TEXT_UNMATCHED_CAP = 50
 
-CHECK_ORDER: tuple[str, ...] = ("charges", "claims", "cash")
+CHECK_ORDER: tuple[str, ...] = ("charges", "claims", "cash", "ledger", "integrity")
 CHECK_LABELS: dict[str, str] = {
     "charges": "Charges",
     "claims": "Claims",
     "cash": "Cash",
+    "ledger": "Ledger",
+    "integrity": "ERP documents",
 }
 CHECK_RULES: dict[str, str] = {
     "charges": "EHR charges = billing accepted charges = GL gross revenue, per cost center and day",
     "claims": "Billing claim payments = 835 CLP04 paid = GL AR relief, per claim (CLP01) and payer",
-    "cash": "835 BPR02 per EFT trace = GL cash clearing postings",
+    "cash": "835 BPR02 per EFT trace = bank deposit = the ERP's cash receipt",
+    "ledger": "carefabric's postings = the ERP ledger read back, per account, cost center, facility and day",
+    "integrity": "each document carefabric posted is in the ERP unchanged and once; nothing else posted for the day",
 }
 # reconciliation_items columns (carefabric.store.models.recon) -> the names used here.
 STORE_COLUMN_ALIASES: dict[str, str] = {"check_name": "check", "item_key": "key"}
-SIDE_ORDER: tuple[str, ...] = ("ehr", "billing", "remit", "gl")
-SIDE_LABELS: dict[str, str] = {"ehr": "EHR", "billing": "Billing", "remit": "835 remit", "gl": "GL (ERP)"}
+SIDE_ORDER: tuple[str, ...] = ("ehr", "billing", "remit", "bank", "carefabric", "gl", "receipt")
+SIDE_LABELS: dict[str, str] = {"ehr": "EHR", "billing": "Billing", "remit": "835 remit", "bank": "Bank",
+                               "carefabric": "carefabric posted", "gl": "GL (ERP)", "receipt": "ERP receipt"}
 
 # What each exception reason means for finance and what fixes it (CONTRACTS.md reason codes).
 REASON_HELP: dict[str, str] = {
@@ -306,6 +311,38 @@ def _controls(
     return rows
 
 
+def _held_rows(held: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Held charges and unposted 835 cash as rows (what, reason, count, cents), largest first."""
+    rows = [
+        {"what": "EHR charges held", "reason": reason, "count": int(v.get("lines", 0)), "cents": int(v.get("cents", 0)),
+         "help": REASON_HELP.get(reason, "")}
+        for reason, v in (held.get("charges") or {}).items()
+    ]
+    rows += [
+        {"what": "835 cash not posted", "reason": status, "count": int(v.get("transactions", 0)),
+         "cents": int(v.get("cents", 0)), "help": ""}
+        for status, v in (held.get("remittances") or {}).items()
+    ]
+    return sorted(rows, key=lambda r: (-abs(r["cents"]), r["what"], r["reason"]))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet cannot run: text starting like a formula gets a leading quote.
+
+    Amounts (``-12.05``) stay numbers; only text that is not a plain number is neutralised.
+    """
+    text = _text(value)
+    if text.startswith(_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
+
+
 def _csv_bytes(records: list[dict[str, Any]], sides: list[str]) -> bytes:
     """All unmatched items (not capped) with amounts as ERP-style decimal strings (``-12.05``)."""
     extras = list(records[0]["extras"]) if records else []
@@ -316,13 +353,16 @@ def _csv_bytes(records: list[dict[str, Any]], sides: list[str]) -> bytes:
     for r in records:
         writer.writerow(
             [
-                r["check"],
-                r["key"],
-                r["status"],
-                *("" if r["sides"][s] is None else format_cents(r["sides"][s]) for s in sides),
-                format_cents(r["variance_cents"]),
-                r["reason"],
-                *(r["extras"][c] for c in extras),
+                _cell(v)
+                for v in (
+                    r["check"],
+                    r["key"],
+                    r["status"],
+                    *("" if r["sides"][s] is None else format_cents(r["sides"][s]) for s in sides),
+                    format_cents(r["variance_cents"]),
+                    r["reason"],
+                    *(r["extras"][c] for c in extras),
+                )
             ]
         )
     return buffer.getvalue().encode("utf-8")
@@ -362,6 +402,13 @@ def _plain_text(ctx: Mapping[str, Any]) -> str:
     """The text/plain alternative: the same facts, for clients that do not show HTML."""
     sides: list[str] = ctx["sides"]
     lines = [ctx["subject"], ""]
+    if ctx["empty_day"]:
+        lines += [f"NO ACTIVITY recorded for {ctx['business_date']}: check that the day's feeds arrived.", ""]
+    lines += [f"MISSING FEED: {w}" for w in ctx["warnings"]]
+    if ctx["held_rows"]:
+        lines.append(f"MONEY THAT DID NOT POST: {format_money(ctx['held_cents'])}")
+        lines += [f"  {r['what']} {r['reason']}: {r['count']}, {format_money(r['cents'])}" for r in ctx["held_rows"]]
+        lines.append("")
     lines.append("CONTROL TOTALS")
     for row in ctx["controls"]:
         amounts = ", ".join(
@@ -420,13 +467,18 @@ def build_finance_report(
     business_date: dt.date | str,
     max_rows: int = UNMATCHED_HTML_CAP,
     chart: bool = True,
+    held: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] = (),
 ) -> FinanceReport:
     """Render the nightly finance report (HTML, text, CSV of unmatched items, chart).
 
     Pure: reads nothing and sends nothing, so the same inputs give the same report (the DAG can
-    archive it, a test can read it). See the module docstring for the input shapes.
+    archive it, a test can read it). See the module docstring for the input shapes. ``held``:
+    money of the date that did not post (``claims_reconciliation.money_held``), shown first
+    with its reasons in dollars; ``warnings``: missing feeds and the like, each a sentence.
     """
     date = _business_date(business_date)
+    held_rows = _held_rows(held or {})
     frame = _items_frame(items)
     checks = _check_names(summary, frame["check"].astype(str).unique().tolist())
     side_keys = list(frame.columns)
@@ -483,7 +535,18 @@ def build_finance_report(
         inline.append((chart_cid, png_name, png, "image/png"))
         attachments.append((png_name, png, "image/png"))
 
+    held_cents = sum(r["cents"] for r in held_rows)
+    empty_day = frame.empty and not held_rows
     subject = _subject(date, len(unmatched), exceptions_total, quality_failures)
+    if held_cents or warnings or empty_day:
+        extra = ([f"{format_money(held_cents)} not posted"] if held_cents else []) + (
+            [f"{len(warnings)} missing feed warning{'s' if len(warnings) != 1 else ''}"] if warnings else [])
+        if empty_day:
+            extra.append("no activity recorded")
+        status = subject.split(": ", 1)[1]
+        joined = ", ".join(extra)
+        subject = (f"[carefabric] Reconciliation {date}: action needed: {joined}" if status == "all matched"
+                   else f"{subject}, {joined}")
     ctx: dict[str, Any] = {
         "subject": subject,
         "business_date": date,
@@ -503,7 +566,11 @@ def build_finance_report(
         "chart_cid": chart_cid,
         "csv_name": csv_name,
         "attachment_names": [a[0] for a in attachments],
-        "needs_action": bool(unmatched or exceptions_total or quality_failures),
+        "needs_action": bool(unmatched or exceptions_total or quality_failures or held_cents or warnings or empty_day),
+        "held_rows": held_rows,
+        "held_cents": held_cents,
+        "warnings": list(warnings),
+        "empty_day": empty_day,
     }
     html = _environment().get_template(HTML_TEMPLATE).render(**ctx)
     return FinanceReport(
