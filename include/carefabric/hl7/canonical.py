@@ -38,32 +38,22 @@ Decisions (pinned by tests/test_hl7_reader.py):
 from __future__ import annotations
 
 import datetime as dt
-import re
-import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from carefabric import phi
 from carefabric.canonical import Charge, Encounter
-from carefabric.hl7.datatypes import is_hl7_date, parse_datetime, parse_number
+from carefabric.hl7.datatypes import is_hl7_date, parse_datetime
 from carefabric.hl7.errors import HL7ParseError
 from carefabric.hl7.escapes import Delimiters, unescape
 from carefabric.hl7.framing import RawMessage
 from carefabric.hl7.message import Message, parse, peek_control_id
+from carefabric.hl7.values import CODES, amounts, is_code, opt_code, type_label
 
 __all__ = ["ADT_EVENTS", "CanonicalResult", "ROUTED_TYPES", "canonicalize", "to_canonical", "type_label"]
 
 ADT_EVENTS = frozenset(("A01", "A03", "A04", "A08", "A11", "A13"))
 ROUTED_TYPES = frozenset([f"ADT^{e}" for e in ADT_EVENTS] + ["DFT^P03"])
-_CHARGE_TYPES = frozenset(("CG", "CD"))
-# Identifiers may hold any punctuation (escaped delimiters decode to it, whatever the delimiter
-# set); it is neutralised to '-' before the code-shape and PHI-shape check, spaces are not.
-_ESCAPED = str.maketrans(string.punctuation, "-" * len(string.punctuation))
-_CODES: set[str] = set()  # values already found code-shaped (see _is_code)
-_TYPE_CODE = re.compile(r"[A-Z0-9]{3}(?:\^[A-Z0-9]{1,4})?")
-_ONE = Decimal(1)
-_ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -84,12 +74,6 @@ class CanonicalResult:
         return self.skipped_reason is not None
 
 
-
-
-def type_label(message_type: str) -> str:
-    """The message type to show outside the raw store: the code (``ADT^A01``), or a neutral label
-    when MSH-9 holds something else (a shifted field may hold a name)."""
-    return message_type if _TYPE_CODE.fullmatch(message_type) else "<MSH-9 not a type code>"
 
 
 _Reader = Callable[[str], str]
@@ -195,19 +179,9 @@ def _hd(value: str, first: _Reader, second: _Reader) -> str:
     return first(value) or (second(value) if value else "")
 
 
-def to_canonical(msg: Message) -> CanonicalResult:
-    """Map one parsed message to canonical records; ``HL7ParseError`` when it cannot be used."""
-    d = msg.delims
-    first, second = _readers(d, msg.encoding)
-    segments = msg.segments
-    msh = _pad(segments[0], 13)
-    cid = first(msh[10])
-    code = first(msh[9])
-    event = second(msh[9])
-    facility_msh = _hd(msh[4], first, second)
-    sender = f"{_hd(msh[3], first, second)}|{facility_msh}"
-    warnings = list(msg.warnings)
-
+def _pick(segments: list[list[str]]) -> tuple[list[str] | None, list[str] | None, list[str] | None,
+                                              list[str] | None, list[list[str]]]:
+    """The first PID, PV1, IN1 and EVN, and every FT1, in one pass over the segments."""
     pid = pv1 = in1 = evn = None
     ft1s: list[list[str]] = []
     for fields in segments:
@@ -225,7 +199,60 @@ def to_canonical(msg: Message) -> CanonicalResult:
                 in1 = fields
         elif name == "EVN" and evn is None:
             evn = fields
+    return pid, pv1, in1, evn, ft1s
 
+
+def _patient(pid: list[str] | None, d: Delimiters, first: _Reader,
+             warnings: list[str]) -> tuple[str | None, str | None, str | None]:
+    """MRN, name and birth date (PHI: kept in the raw store only; the MRN becomes a token)."""
+    if pid is None:
+        warnings.append("no PID segment: encounter has no patient")
+        return None, None, None
+    pid = _pad(pid, 8)
+    mrn = _mrn(pid[3], d, first, warnings)
+    name = _name(pid[5], d, first)
+    birth = first(pid[7]) or None
+    if birth is not None and not is_hl7_date(birth):
+        warnings.append("PID-7 birth date is not a valid HL7 date (kept as text)")
+    return mrn, name, birth
+
+
+def _visit(pv1: list[str] | None, code: str, facility_msh: str, cid: str, first: _Reader,
+           warnings: list[str]) -> tuple[list[str], str, str]:
+    """PV1 padded, the visit number and the facility, both checked to be identifiers.
+
+    Canonical rows, line keys' exceptions and ERP lines carry them: never a shifted name.
+    """
+    if pv1 is None:
+        warnings.append("no PV1 segment")
+    pv1 = _pad(pv1, 46)
+    encounter_id = first(pv1[19])
+    if not encounter_id:
+        if code == "DFT":
+            raise HL7ParseError("DFT^P03 has no PV1-19 visit number: its charges cannot attach to an encounter", cid)
+        warnings.append("PV1-19 visit number is empty: encounter recorded with encounter_id ''")
+    elif not (encounter_id.isalnum() and len(encounter_id) <= 64 or is_code(encounter_id, 64)):
+        raise HL7ParseError("PV1-19 visit number is not an identifier (spaces, or the shape of PHI)", cid)
+    facility = first(pv1[39]) or facility_msh
+    if facility and not (facility in CODES and len(facility) <= 64 or is_code(facility, 64)):
+        raise HL7ParseError("PV1-39 servicing facility (else MSH-4) is not a facility code", cid)
+    return pv1, encounter_id, facility
+
+
+def to_canonical(msg: Message) -> CanonicalResult:
+    """Map one parsed message to canonical records; ``HL7ParseError`` when it cannot be used."""
+    d = msg.delims
+    first, second = _readers(d, msg.encoding)
+    segments = msg.segments
+    msh = _pad(segments[0], 13)
+    cid = first(msh[10])
+    code = first(msh[9])
+    event = second(msh[9])
+    facility_msh = _hd(msh[4], first, second)
+    sender = f"{_hd(msh[3], first, second)}|{facility_msh}"
+    warnings = list(msg.warnings)
+
+    pid, pv1, in1, evn, ft1s = _pick(segments)
     if code == "ADT" and not event and evn is not None and len(evn) > 1:
         event = first(evn[1])
         if event:
@@ -239,34 +266,9 @@ def to_canonical(msg: Message) -> CanonicalResult:
         return result
 
     message_time = _ts(first(msh[7]), "MSH-7 message time", cid)
-    if pid is None:
-        warnings.append("no PID segment: encounter has no patient")
-        mrn = name = birth = None
-    else:
-        pid = _pad(pid, 8)
-        mrn = _mrn(pid[3], d, first, warnings)
-        name = _name(pid[5], d, first)
-        birth = first(pid[7]) or None
-        if birth is not None and not is_hl7_date(birth):
-            warnings.append("PID-7 birth date is not a valid HL7 date (kept as text)")
+    mrn, name, birth = _patient(pid, d, first, warnings)
     token = phi.token(mrn, kind="mrn")
-
-    if pv1 is None:
-        warnings.append("no PV1 segment")
-    pv1 = _pad(pv1, 46)
-    encounter_id = first(pv1[19])
-    if not encounter_id:
-        if code == "DFT":
-            raise HL7ParseError(
-                "DFT^P03 has no PV1-19 visit number: its charges cannot attach to an encounter", cid
-            )
-        warnings.append("PV1-19 visit number is empty: encounter recorded with encounter_id ''")
-    elif not (encounter_id.isalnum() and len(encounter_id) <= 64 or _is_code(encounter_id, 64)):
-        raise HL7ParseError("PV1-19 visit number is not an identifier (spaces, or the shape of PHI)", cid)
-    facility = first(pv1[39]) or facility_msh
-    if facility and not (facility in _CODES and len(facility) <= 64 or _is_code(facility, 64)):
-        # canonical rows, line keys' exceptions and ERP lines carry the facility: never a shifted name
-        raise HL7ParseError("PV1-39 servicing facility (else MSH-4) is not a facility code", cid)
+    pv1, encounter_id, facility = _visit(pv1, code, facility_msh, cid, first, warnings)
     in1 = _pad(in1, 4)
 
     encounter = Encounter(
@@ -276,14 +278,14 @@ def to_canonical(msg: Message) -> CanonicalResult:
         event_type=event,
         message_control_id=cid,
         patient_token=token,
-        patient_class=_opt_code(first(pv1[2]), "PV1-2 patient class", 8, warnings),
-        hospital_service=_opt_code(first(pv1[10]), "PV1-10 hospital service", 32, warnings),
-        location=_opt_code(first(pv1[3]), "PV1-3 location", 40, warnings),
-        financial_class=_opt_code(first(pv1[20]), "PV1-20 financial class", 32, warnings),
+        patient_class=opt_code(first(pv1[2]), "PV1-2 patient class", 8, warnings),
+        hospital_service=opt_code(first(pv1[10]), "PV1-10 hospital service", 32, warnings),
+        location=opt_code(first(pv1[3]), "PV1-3 location", 40, warnings),
+        financial_class=opt_code(first(pv1[20]), "PV1-20 financial class", 32, warnings),
         admit_time=_ts(first(pv1[44]), "PV1-44 admit time", cid),
         discharge_time=_ts(first(pv1[45]), "PV1-45 discharge time", cid),
-        insurance_plan=_opt_code(first(in1[2]), "IN1-2 insurance plan", 64, warnings),
-        insurance_company=_opt_code(first(in1[3]), "IN1-3 insurance company", 64, warnings),
+        insurance_plan=opt_code(first(in1[2]), "IN1-2 insurance plan", 64, warnings),
+        insurance_company=opt_code(first(in1[3]), "IN1-3 insurance company", 64, warnings),
         message_time=message_time,
         mrn_phi=mrn,
         patient_name_phi=name,
@@ -309,7 +311,7 @@ def _charges(
         encounter.patient_token,
     )
     rep = d.repetition
-    codes = _CODES
+    codes = CODES
     charges: list[Charge] = []
     seen: set[int] = set()
     for position, f in enumerate(ft1s, 1):
@@ -340,15 +342,15 @@ def _charges(
         if not cdm:
             raise HL7ParseError(f"FT1 {line}: FT1-7 transaction code (CDM) is missing", cid)
         department, txn_id = first(f[13]), first(f[2])
-        if not ((txn_type in codes and len(txn_type) <= 4 or _is_code(txn_type, 4))
-                and (cdm in codes and len(cdm) <= 32 or _is_code(cdm, 32))
-                and (not department or department in codes and len(department) <= 32 or _is_code(department, 32))
-                and (not txn_id or txn_id.isalnum() and len(txn_id) <= 64 or _is_code(txn_id, 64))):
+        if not ((txn_type in codes and len(txn_type) <= 4 or is_code(txn_type, 4))
+                and (cdm in codes and len(cdm) <= 32 or is_code(cdm, 32))
+                and (not department or department in codes and len(department) <= 32 or is_code(department, 32))
+                and (not txn_id or txn_id.isalnum() and len(txn_id) <= 64 or is_code(txn_id, 64))):
             raise HL7ParseError(
                 f"FT1 {line}: FT1-2 transaction id, FT1-6 type, FT1-7 code or FT1-13 department is not a code", cid
             )
 
-        quantity, amount, unit, needs_price = _amounts(f, first, line, txn_type, cid, warnings)
+        quantity, amount, unit, needs_price = amounts(f, first, line, txn_type, cid, warnings)
         mods = f[26]
         if not mods:
             modifiers: tuple[str, ...] = ()
@@ -356,7 +358,7 @@ def _charges(
             modifiers = tuple(m for m in map(first, mods.split(rep)) if m)
         else:
             modifiers = (first(mods),)
-        if modifiers and not _is_code("-".join(modifiers), 64):
+        if modifiers and not is_code("-".join(modifiers), 64):
             warnings.append(f"FT1 {line}: FT1-26 modifiers are not codes: left empty")
             modifiers = ()
         charges.append(
@@ -374,83 +376,13 @@ def _charges(
                 extended_amount=amount,
                 unit_amount=unit,
                 department=department or None,
-                procedure_code=_opt_code(first(f[25]), "FT1-25 procedure code", 32, warnings, line),
+                procedure_code=opt_code(first(f[25]), "FT1-25 procedure code", 32, warnings, line),
                 modifiers=modifiers if modifiers != ("",) else (),
                 patient_token=token,
                 needs_price=needs_price,
             )
         )
     return charges
-
-
-def _is_code(value: str, maxlen: int) -> bool:
-    """Shaped like a code (``phi.code``) and short enough for its store column.
-
-    Values that land in canonical rows and exceptions must be codes: a shifted name or SSN there
-    would leave the raw store. ``isalnum`` first: nearly every real code passes it in ~50 ns.
-    """
-    if len(value) > maxlen:
-        return False
-    if value in _CODES:
-        return True
-    neutral = value.translate(_ESCAPED)
-    if value.isalnum() or phi.code(neutral) == neutral:
-        if len(_CODES) < 16384:
-            _CODES.add(value)  # a feed repeats its codes all day: the next check is a set lookup
-        return True
-    return False
-
-
-def _opt_code(value: str, label: str, maxlen: int, warnings: list[str], line: int | None = None) -> str | None:
-    """An optional coded value, or None (with a warning naming the field) when it is no code."""
-    if not value or (value in _CODES and len(value) <= maxlen):
-        return value or None
-    if _is_code(value, maxlen):
-        return value
-    warnings.append(f"{'' if line is None else f'FT1 {line}: '}{label} is not a code: left empty")
-    return None
-
-
-def _amounts(
-    f: list[str], first: _Reader, line: int, txn_type: str, cid: str, warnings: list[str]
-) -> tuple[Decimal, Decimal, Decimal | None, bool]:
-    """FT1-10/11/12 as (quantity, signed extended amount, unit amount, needs a chargemaster price).
-
-    A line with neither FT1-11 nor FT1-12 is not an error: Cerner and Epic send DFTs that leave
-    pricing to the chargemaster. It gets amount 0 and ``needs_price``; mapping prices it from the
-    CDM crosswalk or holds that line alone (``UNPRICED_CHARGE``). Credits come both signed
-    (``CG`` with a negative amount or quantity) and unsigned (``CD`` with positive numbers); both
-    end with negative quantity and amount, so sums net and inventory sees the return.
-    """
-    q_text, x_text, u_text = first(f[10]), first(f[11]), first(f[12])
-    label = "FT1-10 quantity"
-    try:
-        quantity = parse_number(q_text.strip()) if q_text else _ONE
-        label = "FT1-12 unit amount"
-        unit = parse_number(u_text.strip()) if u_text else None
-        label = "FT1-11 extended amount"
-        amount = parse_number(x_text.strip()) if x_text else None
-    except ValueError as exc:
-        raise HL7ParseError(f"FT1 {line}: {label} {exc}", cid) from None
-    needs_price = False
-    if amount is not None:
-        if unit is not None and abs(amount) != abs(quantity * unit):
-            warnings.append(f"FT1 {line}: FT1-11 differs from FT1-10 x FT1-12; FT1-11 used")
-    elif unit is not None:
-        amount = quantity * unit
-    else:
-        amount, needs_price = _ZERO, True
-        warnings.append(f"FT1 {line}: no FT1-11 or FT1-12 amount; to be priced from the chargemaster")
-    if txn_type in _CHARGE_TYPES and (txn_type == "CD" or quantity < 0 or amount < 0):
-        if txn_type == "CG" and quantity * amount < 0:
-            warnings.append(
-                f"FT1 {line}: CG line with FT1-10 quantity and amount of opposite signs; taken as a reversal (both negative)"
-            )
-        if quantity > 0:
-            quantity = -quantity
-        if amount > 0:
-            amount = -amount
-    return quantity, amount, unit, needs_price
 
 
 def canonicalize(raw: RawMessage | str) -> CanonicalResult:
