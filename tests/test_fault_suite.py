@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from carefabric.clients.rest import RejectedError, TransientError
-from carefabric.interfaces import ehr_ingest, erp_posting
+from carefabric.interfaces import ehr_ingest, erp_posting, payer_remittance
 from carefabric.store.models import ErpPosting, ExceptionRecord, Remittance
 from sandbox import ERP_TOKEN
 from sandbox.judge import judge
@@ -333,3 +333,104 @@ def _terminate_backends(url: str) -> None:
         conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
                              "AND pid <> pg_backend_pid()"), {"n": name})
     admin.dispose()
+
+
+# --------------------------------------------------------------------------- duplicates and corrections
+
+
+def _new_envelope(x12: bytes, suffix: str) -> bytes:
+    """The same payment under new ISA13/GS06/ST02 (and their trailers): what a payer's re-send
+    through another clearinghouse looks like."""
+    text = x12.decode("latin-1")
+    element, segment = text[3], text[105]
+    out = []
+    for seg in text.split(segment):
+        fields = seg.strip().split(element)
+        name = fields[0]
+        if name == "ISA":
+            fields[13] = fields[13][:-len(suffix)] + suffix
+        elif name == "IEA" or name == "GE":
+            fields[2] = fields[2][:-len(suffix)] + suffix
+        elif name == "GS":
+            fields[6] = fields[6][:-len(suffix)] + suffix
+        elif name in ("ST", "SE"):
+            fields[2] = fields[2][:-len(suffix)] + suffix
+        out.append(element.join(fields) if seg.strip() else "")
+    return segment.join(out).encode("latin-1")
+
+
+def test_835_resent_with_new_envelope_numbers_posts_once(engine: Engine, day_dir: Path, peers: SandboxServers,
+                                                         tmp_path: Path) -> None:
+    ingest_day(engine, day_dir, peers)
+    original = next(p for p in sorted((day_dir / "sftp").glob("*/*.835")) if "_resend" not in p.name
+                    and scenario.count(engine, Remittance, Remittance.status == "balanced") > 0)
+    resend = tmp_path / original.parent.name / f"again_{original.name}"
+    resend.parent.mkdir(parents=True)
+    resend.write_bytes(_new_envelope(original.read_bytes(), "77"))
+    payer_remittance.process_file(resend, engine, payer_folder=resend.parent.name, business_date=DAY)
+
+    post(engine, peers)
+    assert differences(day_dir, peers) == []  # REMIT and the cash receipt once, to the cent
+    found = scenario.exceptions(engine, ExceptionRecord.reason_code == "DUPLICATE_PAYMENT")
+    assert found, "the re-sent payment is not shown as a duplicate"
+    detail = found[0].detail or {}
+    assert (detail["file"], detail["original_file"]) == (resend.name, original.name)
+
+
+def test_hl7_corrected_under_the_same_msh10_is_held_then_applied_once(engine: Engine, day_dir: Path,
+                                                                    peers: SandboxServers, tmp_path: Path) -> None:
+    from carefabric.interfaces import exception_replay
+
+    ingest_day(engine, day_dir, peers)
+    post(engine, peers)
+    assert differences(day_dir, peers) == []
+    before = _net_charges(peers)
+
+    segments, ft1 = _dft_with_single_unit_line(sorted((day_dir / "ehr").glob("*.hl7"))[0].read_bytes())
+    fields = segments[ft1].split(b"|")
+    fields[11] = fields[12] = f"{float(fields[11]) + 100:.2f}".encode()  # the corrected price, +$100.00
+    segments[ft1] = b"|".join(fields)
+    resend = tmp_path / "resend.hl7"
+    resend.write_bytes(b"\r".join(segments))
+    ehr_ingest.ingest_file(resend, engine, business_date=DAY, validate=False)
+    (held,) = scenario.exceptions(engine, ExceptionRecord.reason_code == "CONFLICTING_RESEND")
+    post(engine, peers)
+    assert _net_charges(peers) == before  # held: nothing of the new version posts until a person decides
+
+    exception_replay.replay(engine, scenario.billing_client(peers.billing_url), scenario.erp_client(peers.erp_url),
+                            exception_ids=[held.id], actor="analyst")
+    post(engine, peers)
+    after = _net_charges(peers)
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before) if after.get(k, 0) != before.get(k, 0)}
+    # the original line reversed and the corrected one posted: net, exactly the correction's difference,
+    # AR up $100 and revenue up (a credit) $100 in the line's facility
+    assert sorted(delta.values()) == [-10_000, 10_000], delta
+    assert {k[0] for k, v in delta.items() if v > 0} == {"1200"}
+    assert all(n == 1 for n in _external_id_counts(peers).values())
+
+
+def _dft_with_single_unit_line(batch: bytes) -> tuple[list[bytes], int]:
+    """A DFT message of the batch split in segments, and the index of an FT1 of quantity 1."""
+    for message in scenario.hl7_messages(batch):
+        segments = message.split(b"\r")
+        for i, seg in enumerate(segments):
+            fields = seg.split(b"|")
+            if seg.startswith(b"FT1|") and len(fields) > 12 and fields[10] == b"1" and fields[6] == b"CG":
+                return segments, i
+    raise AssertionError("no single-unit charge line in the batch")
+
+
+def _net_charges(peers: SandboxServers) -> dict[tuple[str, str, str], int]:
+    net: dict[tuple[str, str, str], int] = {}
+    for journal in scenario.erp_journals(peers.erp_url, source="CHARGES"):
+        for line in journal["lines"]:
+            key = (line["account"], line.get("cost_center") or "", line.get("facility") or "")
+            net[key] = net.get(key, 0) + round((float(line["debit"]) - float(line["credit"])) * 100)
+    return {k: v for k, v in net.items() if v}
+
+
+def _external_id_counts(peers: SandboxServers) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for journal in scenario.erp_journals(peers.erp_url):
+        counts[journal["external_id"]] = counts.get(journal["external_id"], 0) + 1
+    return counts

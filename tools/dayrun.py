@@ -289,6 +289,20 @@ def store_summary(db_url: str | None = None) -> dict[str, Any]:
     return out
 
 
+def _names(exception: dict[str, Any], value: str) -> bool:
+    """Whether the exception names ``value`` as its record or as one of its detail's values
+    (a whole value or a path ending in it, never a substring of a message text)."""
+    def values(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return [v for item in node.values() for v in values(item)]
+        if isinstance(node, list):
+            return [v for item in node for v in values(item)]
+        return [str(node)]
+
+    candidates = [str(exception.get("record") or ""), *values(exception.get("detail") or {})]
+    return any(c == value or c.endswith("/" + value) for c in candidates)
+
+
 def judge_faults(truth: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     """Every injected fault surfaces as its exception or reconciliation item; nothing else is flagged."""
     diffs: list[str] = []
@@ -311,11 +325,20 @@ def judge_faults(truth: dict[str, Any], summary: dict[str, Any]) -> list[str]:
             continue
         expected_reasons.add(fault["exception"])
         want = "replayed" if ref == fixed else "open"  # the fault the demo fixes must be replayed
-        hits = [e for e in exceptions if e["reason"] == fault["exception"] and ref in json.dumps(e)]
+        hits = [e for e in exceptions if e["reason"] == fault["exception"] and _names(e, ref)]
+        original = (fault.get("details") or {}).get("original")
         if not hits:
-            diffs.append(f"fault {fault['fault']}: no exception {fault['exception']} mentioning {ref}")
+            diffs.append(f"fault {fault['fault']}: no exception {fault['exception']} naming {ref}")
+        elif original and not any(_names(e, original) for e in hits):
+            diffs.append(f"fault {fault['fault']}: exception {fault['exception']} for {ref} does not name the original {original}")
         elif any(e["status"] != want for e in hits):
             diffs.append(f"fault {fault['fault']}: exception {fault['exception']} for {ref} is not {want}")
+    # the bank statement's injected faults (a short deposit, a deposit no 835 claims)
+    for item in truth.get("expected_bank_items", []):
+        status = {"missing_in_835": "missing_in_remit"}.get(item["status"], item["status"])
+        expected_recon.add((status, item["trace_number"]))
+        if not any(i["check"] == "bank" and i["status"] == status and i["key"] == item["trace_number"] for i in unmatched):
+            diffs.append(f"bank: no reconciliation item {status} for trace {item['trace_number']}")
     for e in open_exc:
         if e["reason"] not in expected_reasons:
             diffs.append(f"unexpected open exception {e['reason']}: {e['summary']}")

@@ -8,8 +8,10 @@ records (synced from its API in the same run), the bank's side the bank statemen
 - charges: EHR charges routed to billing = billing's accepted charges = ERP ledger gross revenue,
   per cost center (charges held in the exception queue are reported as money held, by reason);
 - claims: 835 CLP04 = billing claim payments, per claim and payer;
-- cash: BPR02 per EFT/check trace = bank deposit (when the day's statement arrived) = the ERP's
-  cash receipt;
+- cash: BPR02 per EFT/check trace of the posted 835s = the ERP's cash receipt;
+- bank: every 835 payment received (posted or not: cash reached the bank either way) = the bank
+  deposit on the day's statement, per trace (``carefabric.bank.match_deposits``); deposits no
+  835 claims are items too;
 - ledger: carefabric's documents of the date = the ERP ledger, per account, cost center,
   facility and location (``carefabric.reconciliation.ledger``);
 - integrity: each document carefabric posted is in the ERP unchanged, once, and nothing else was
@@ -29,7 +31,9 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from carefabric.bank import match_deposits
 from carefabric.clients.erp import ErpClient
+from carefabric.interfaces.bank_statement import cash_sides, deposits_on
 from carefabric.reconciliation import (
     control_totals,
     ledger,
@@ -134,13 +138,12 @@ SIDE_COLUMNS = ("ehr", "billing", "remit", "gl", "bank", "carefabric")
 
 
 def reconcile_day(
-    engine: Engine, erp: ErpClient, day: dt.date, *, window_days: int = 3, bank: pd.DataFrame | None = None,
+    engine: Engine, erp: ErpClient, day: dt.date, *, window_days: int = 3,
 ) -> tuple[int, pd.DataFrame, dict[str, Any]]:
-    """Run the five checks for ``day``; store the run and its items; return (run id, items, totals).
+    """Run the six checks for ``day``; store the run and its items; return (run id, items, totals).
 
-    ``bank``: the day's deposits reassociated to traces (``trace_number``, ``amount_cents``,
-    ``business_date``), None when no statement arrived (the cash check then has no bank side,
-    and the email says the statement is missing).
+    Without a bank statement for the date there is no bank check (the email says the statement
+    is missing) rather than every trace reported missing in the bank.
     """
     f = load_frames(engine, day, window_days)
     theirs = read_erp(erp, day)
@@ -148,8 +151,8 @@ def reconcile_day(
         [
             reconcile_charges(f["ehr"], f["billing"], theirs["gl"]),
             reconcile_claims(f["remit"], f["payments"], None, business_date=day, timing_window_days=window_days),
-            reconcile_cash(f["traces"], None, theirs["receipts"], bank=bank, business_date=day,
-                           timing_window_days=window_days),
+            reconcile_cash(f["traces"], None, theirs["receipts"], business_date=day, timing_window_days=window_days),
+            bank_items(engine, day),
             ledger.reconcile_ledger(f["our_lines"], theirs["gl"]),
             ledger.reconcile_integrity(f["our_docs"], theirs["documents"]),
         ],
@@ -159,6 +162,27 @@ def reconcile_day(
     totals["money_held"] = money_held(engine, day)
     run_id = _store_run(engine, day, items, totals)
     return run_id, items, totals
+
+
+BANK_STATUS = {"missing_in_835": "missing_in_remit"}
+
+
+def bank_items(engine: Engine, day: dt.date) -> pd.DataFrame:
+    """The bank check's items: 835 payments received on the date against the statement's deposits."""
+    remits, deposits = cash_sides(engine, day)
+    if deposits.empty:
+        return pd.DataFrame(columns=["check", "key", "status", "remit_cents", "bank_cents", "variance_cents", "reason"])
+    matched = match_deposits(remits, deposits)
+    return pd.DataFrame({
+        "check": "bank",
+        "key": [t if isinstance(t, str) and t else f"untraced|{i}" for i, t in enumerate(matched["trace_number"])],
+        "business_date": day,
+        "status": matched["status"].map(lambda s: BANK_STATUS.get(s, s)),
+        "remit_cents": matched["bpr02_cents"],
+        "bank_cents": matched["deposit_cents"],
+        "variance_cents": matched["variance_cents"].abs(),
+        "reason": matched["reason"],
+    })
 
 
 def _store_run(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[str, Any]) -> int:
@@ -294,6 +318,8 @@ def missing_feeds(engine: Engine, day: dt.date, *, lookback_days: int = 7) -> li
         ).all()
         today = set(s.scalars(select(Remittance.payer_id).where(Remittance.business_date == day)))
     warnings = [] if charges else [f"no EHR charges arrived for {day.isoformat()} (no extract, or an empty one)"]
+    if not deposits_on(engine, day):
+        warnings.append(f"no bank statement for {day.isoformat()}: deposits could not be tied to the 835s")
     for payer, days in sorted(history, key=lambda r: str(r[0])):
         if days * 2 > lookback_days and payer not in today:
             warnings.append(f"no 835 from payer {payer} for {day.isoformat()} (it sent one on {days} of the "
