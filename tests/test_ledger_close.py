@@ -20,7 +20,7 @@ import scenario
 from sqlalchemy.engine import Engine
 
 from carefabric.interfaces import erp_posting
-from carefabric.interfaces.claims_reconciliation import reconcile_day
+from carefabric.interfaces.claims_reconciliation import build_report, reconcile_day
 from sandbox.runner import SandboxServers
 
 DAY = scenario.BUSINESS_DATE
@@ -70,7 +70,7 @@ def edit(peers: SandboxServers, **body: Any) -> dict[str, Any]:
 def test_an_untouched_ledger_matches_at_every_grain(posted: tuple[Engine, SandboxServers]) -> None:
     engine, peers = posted
     items = close(engine, peers)
-    assert set(items["check"]) == {"charges", "claims", "cash", "ledger", "integrity"}
+    assert set(items["check"]) == {"charges", "claims", "cash", "ledger", "integrity", "rollforward"}
     assert unmatched(items, "ledger").empty and unmatched(items, "integrity").empty
     documents = items[items["check"] == "integrity"]
     journals = scenario.erp_journals(peers.erp_url)
@@ -151,7 +151,7 @@ def test_money_that_did_not_post_is_held_by_reason_in_dollars(posted: tuple[Engi
 
 
 def test_finance_email_leads_with_money_held_and_missing_feeds(posted: tuple[Engine, SandboxServers]) -> None:
-    from carefabric.interfaces.claims_reconciliation import build_report, missing_feeds
+    from carefabric.interfaces.claims_reconciliation import missing_feeds
 
     engine, peers = posted
     _, items, totals = reconcile_day(engine, scenario.erp_client(peers.erp_url), DAY)
@@ -182,3 +182,32 @@ def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     csv_text = next(body for name, body, _ in report.attachments if name.endswith(".csv")).decode()
     row = csv_text.splitlines()[1]
     assert "'=HYPERLINK" in row and "'@SUM(A1)" in row and ",-12.05," in row
+
+
+def test_ar_rollforward_ties_to_the_erp_trial_balance(posted: tuple[Engine, SandboxServers]) -> None:
+    engine, peers = posted
+    _, items, totals = reconcile_day(engine, scenario.erp_client(peers.erp_url), DAY)
+    table = totals["ar_rollforward"]
+    assert table and all(r["difference_cents"] == 0 for r in table)
+    # a one-day world: the 835s pay claims billed before the ledger began, so some facility's AR
+    # closes negative; that is an item of its own, and the only kind here
+    negative = {f"AR|{r['facility']}" for r in table if r["closing_cents"] < 0}
+    flagged = unmatched(items, "rollforward")
+    assert set(flagged["key"]) == negative and all("closes negative" in r for r in flagged["reason"])
+    assert sum(r["charges_cents"] for r in table) > 0 and sum(r["payment_cents"] for r in table) < 0
+    # the next day opens where this one closed
+    _, _, next_totals = reconcile_day(engine, scenario.erp_client(peers.erp_url), DAY + dt.timedelta(days=1))
+    closing = {r["facility"]: r["closing_cents"] for r in table}
+    assert {r["facility"]: r["opening_cents"] for r in next_totals["ar_rollforward"]} == closing
+
+    # someone writes AR off by hand in the ERP: the roll-forward of that facility no longer ties
+    facility = table[0]["facility"]
+    edit(peers, action="add_journal", journal={
+        "external_id": "MANUAL-WO-1", "company": "CF01", "journal_date": DAY.isoformat(), "source": "MANUAL",
+        "lines": [{"account": "4910", "cost_center": None, "facility": facility, "debit": "50.00", "credit": "0.00"},
+                  {"account": "1200", "facility": facility, "debit": "0.00", "credit": "50.00"}]})
+    _, items, totals = reconcile_day(engine, scenario.erp_client(peers.erp_url), DAY)
+    broken = unmatched(items, "rollforward").set_index("key").loc[f"AR|{facility}"]
+    assert int(broken["variance_cents"]) == 5000 and "the ledger closes at" in broken["reason"]
+    report_html = build_report(engine, DAY, items, totals).html
+    assert 'id="ar-rollforward-table"' in report_html and "-$50.00" in report_html

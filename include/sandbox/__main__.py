@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from sandbox import HOST, port_for, sandbox_dir
+from sandbox import ERP_TOKEN, HOST, port_for, sandbox_dir
 
 PEERS = ("sftp", "billing", "erp", "smtp")
 START_TIMEOUT = 30.0
@@ -284,6 +284,28 @@ def _post_json(url: str, body: bytes) -> dict[str, Any]:
         raise SystemExit(f"POST {url} failed: {exc.reason} (is the sandbox running? `python -m sandbox start`)") from exc
 
 
+def _post_opening_ar(scenario: Path, erp_url: str) -> None:
+    """The go-live AR conversion journal (``sandbox.opening_balances``), when the period is open."""
+    from sandbox.opening_balances import CONVERSION_ACCOUNT, conversion_journal
+
+    truth_path, master_path = scenario / "ground_truth.json", scenario / "erp_master.json"
+    if not truth_path.exists() or not master_path.exists():
+        return
+    truth, master = json.loads(truth_path.read_text()), json.loads(master_path.read_text())
+    journal = conversion_journal(truth, truth.get("company") or "CF01")
+    if journal is None:
+        return
+    accounts = [a for a in master.get("gl_accounts", []) if a["account"] != CONVERSION_ACCOUNT["account"]]
+    _post_json(f"{erp_url}/_sandbox/load", json.dumps({"gl_accounts": [*accounts, CONVERSION_ACCOUNT]}).encode())
+    request = urllib.request.Request(f"{erp_url}/api/v1/journal-batches", data=json.dumps(journal).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {ERP_TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            _say(f"erp: opening AR posted ({json.loads(response.read()).get('document_id')}, {journal['journal_date']})")
+    except urllib.error.HTTPError as exc:  # a closed period: the roll-forward opens at zero instead
+        _say(f"erp: opening AR not posted: {exc.code} {exc.read().decode(errors='replace')[:200]}")
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     """Load a generated scenario into the running peers and the drop/landing folders."""
     scenario = Path(args.scenario)
@@ -300,6 +322,8 @@ def cmd_install(args: argparse.Namespace) -> int:
             _say(f"{peer}: loaded {result.get('loaded')} from {name}")
         else:
             _say(f"{peer}: no {name} in scenario, skipped")
+    if peers:
+        _post_opening_ar(scenario, urls["erp"])
     sftp_root = Path(args.sftp_root) if args.sftp_root else base / "sftp_root"
     copied = 0
     for payer_dir in sorted(p for p in (scenario / "sftp").glob("*") if p.is_dir()):

@@ -507,6 +507,25 @@ def create_app(db_path: Path, faults: FaultRegistry | None = None) -> FastAPI:
                 record["lines"] = journal_lines(conn, record["document_id"])
         return record
 
+    @api.get("/account-balances")
+    def account_balances(request: Request) -> dict[str, Any]:
+        """Trial balance: net debit per (account, facility) of every line dated on or before
+        ``through`` (what finance reads as opening and closing balances)."""
+        through = check_date(request.query_params.get("through"), "through")
+        accounts = request.query_params.getlist("account")
+        where = "b.journal_date <= ?" + (f" AND l.account IN ({', '.join('?' * len(accounts))})" if accounts else "")
+        with store.read() as conn:
+            rows = conn.execute(
+                "SELECT l.account, COALESCE(l.facility, '') AS facility,"
+                " SUM(l.debit_cents) - SUM(l.credit_cents) AS net FROM journal_lines l"
+                f" JOIN journal_batches b ON b.document_id = l.document_id WHERE {where}"
+                " GROUP BY l.account, COALESCE(l.facility, '') ORDER BY l.account, facility",
+                [through, *accounts],
+            ).fetchall()
+        return {"through": through, "data": [
+            {"account": r["account"], "facility": r["facility"] or None, "balance": format_cents(int(r["net"]))}
+            for r in rows]}
+
     @api.get("/journal-batches/{external_id}")
     def get_journal(external_id: str) -> dict[str, Any]:
         return one(JOURNALS, external_id)

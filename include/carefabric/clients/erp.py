@@ -59,6 +59,11 @@ class ErpClient:
         params = {"journal_date": journal_date} | ({"source": source} if source else {})
         return list(self.rest.paginate("/journal-batches", params))
 
+    def account_balances(self, through: str, accounts: list[str]) -> list[dict[str, Any]]:
+        """The ERP's trial balance through a date: net debit per (account, facility)."""
+        _, body = self.rest.json("GET", "/account-balances", params={"through": through, "account": accounts})
+        return list(body.get("data", []))
+
     def cash_receipts(self, receipt_date: str) -> list[dict[str, Any]]:
         """Cash receipts the ERP holds for a date."""
         return list(self.rest.paginate("/cash-receipts", {"receipt_date": receipt_date}))

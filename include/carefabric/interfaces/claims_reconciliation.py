@@ -15,7 +15,10 @@ records (synced from its API in the same run), the bank's side the bank statemen
 - ledger: carefabric's documents of the date = the ERP ledger, per account, cost center,
   facility and location (``carefabric.reconciliation.ledger``);
 - integrity: each document carefabric posted is in the ERP unchanged, once, and nothing else was
-  posted for the date (manual journals are items naming their ERP document).
+  posted for the date (manual journals are items naming their ERP document);
+- rollforward: per facility, the ERP's AR (1200 + 1210) through the day before + what carefabric
+  posted (charges, payments, adjustments, PLB) = the ERP's AR through the day
+  (``carefabric.reconciliation.rollforward``).
 
 Every item is stored with its status and variance in cents under a numbered run, and finance
 gets an HTML report (control totals, what did not match and why, exceptions opened that day by
@@ -34,6 +37,8 @@ from sqlalchemy.engine import Engine
 from carefabric.bank import match_deposits
 from carefabric.clients.erp import ErpClient
 from carefabric.interfaces.bank_statement import cash_sides, deposits_on
+from carefabric.interfaces.erp_posting import balanced_remittances
+from carefabric.posting import remit_events_frame
 from carefabric.reconciliation import (
     control_totals,
     ledger,
@@ -41,7 +46,9 @@ from carefabric.reconciliation import (
     reconcile_cash,
     reconcile_charges,
     reconcile_claims,
+    rollforward,
 )
+from carefabric.store import outbox
 from carefabric.store.db import session_scope
 from carefabric.store.models import (
     BillingCharge,
@@ -147,6 +154,7 @@ def reconcile_day(
     """
     f = load_frames(engine, day, window_days)
     theirs = read_erp(erp, day)
+    table, rollforward_items = ar_rollforward_of(engine, erp, day)
     items = pd.concat(
         [
             reconcile_charges(f["ehr"], f["billing"], theirs["gl"]),
@@ -155,13 +163,34 @@ def reconcile_day(
             bank_items(engine, day),
             ledger.reconcile_ledger(f["our_lines"], theirs["gl"]),
             ledger.reconcile_integrity(f["our_docs"], theirs["documents"]),
+            rollforward_items,
         ],
         ignore_index=True,
     )
     totals = control_totals(items)
     totals["money_held"] = money_held(engine, day)
+    totals["ar_rollforward"] = table
     run_id = _store_run(engine, day, items, totals)
     return run_id, items, totals
+
+
+def ar_rollforward_of(engine: Engine, erp: ErpClient, day: dt.date) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Opening and closing AR from the ERP's trial balance; the day's activity from what posted."""
+    accounts = list(rollforward.AR_ACCOUNTS)
+    opening = rollforward.balances_by_facility(erp.account_balances((day - dt.timedelta(days=1)).isoformat(), accounts))
+    closing = rollforward.balances_by_facility(erp.account_balances(day.isoformat(), accounts))
+    with session_scope(engine) as s:
+        charges = s.execute(
+            select(ErpPostingLine.facility, ErpPostingLine.debit_cents - ErpPostingLine.credit_cents)
+            .join(ErpPosting)
+            .where(ErpPosting.business_date == day, ErpPosting.status == "posted", ErpPosting.source == "CHARGES",
+                   ErpPostingLine.account.in_(accounts))
+        ).all()
+        keyed = balanced_remittances(s, day)
+        posted = outbox.posted_keys(s, "REMIT", "remittance", [k for k, _ in keyed])
+    events = remit_events_frame([m for k, m in keyed if k in posted])
+    activity = rollforward.ar_activity(_frame(charges, ["facility", "amount_cents"]), events)
+    return rollforward.ar_rollforward(opening, activity, closing)
 
 
 BANK_STATUS = {"missing_in_835": "missing_in_remit"}
@@ -297,12 +326,22 @@ def build_report(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict
                 ErpPosting.business_date == day, ErpPosting.kind == "journal", ErpPosting.status == "posted"
             )
         ).one()
-    summary = {k: v for k, v in totals.items() if k != "money_held"}
+    summary = {k: v for k, v in totals.items() if k not in ("money_held", "ar_rollforward")}
     summary |= {"journals_posted": int(posted[0]), "debits_cents": int(posted[1]), "credits_cents": int(posted[2])}
     return build_finance_report(
         summary, items, quality_results(engine, day), exceptions_opened(engine, day), business_date=day,
         held=totals.get("money_held") or money_held(engine, day), warnings=missing_feeds(engine, day),
+        rollforward=totals.get("ar_rollforward") or [], no_activity=no_activity(engine, day),
     )
+
+
+def no_activity(engine: Engine, day: dt.date) -> bool:
+    """Nothing reached carefabric for the date: no charge, no remittance, no ERP document."""
+    with session_scope(engine) as s:
+        return not any(
+            s.scalar(select(func.count()).select_from(model).where(model.business_date == day))
+            for model in (Charge, Remittance, ErpPosting)
+        )
 
 
 def missing_feeds(engine: Engine, day: dt.date, *, lookback_days: int = 7) -> list[str]:

@@ -409,6 +409,12 @@ def _plain_text(ctx: Mapping[str, Any]) -> str:
         lines.append(f"MONEY THAT DID NOT POST: {format_money(ctx['held_cents'])}")
         lines += [f"  {r['what']} {r['reason']}: {r['count']}, {format_money(r['cents'])}" for r in ctx["held_rows"]]
         lines.append("")
+    if ctx["rollforward"]:
+        lines.append("AR ROLL-FORWARD (opening + charges - payments - adjustments +/- PLB = closing)")
+        for r in ctx["rollforward"]:
+            lines.append(f"  {r['facility']}: opening {format_money(r['opening_cents'])}, closing "
+                         f"{format_money(r['closing_cents'])}, difference {format_money(r['difference_cents'])}")
+        lines.append("")
     lines.append("CONTROL TOTALS")
     for row in ctx["controls"]:
         amounts = ", ".join(
@@ -469,13 +475,17 @@ def build_finance_report(
     chart: bool = True,
     held: Mapping[str, Any] | None = None,
     warnings: Sequence[str] = (),
+    rollforward: Sequence[Mapping[str, Any]] = (),
+    no_activity: bool | None = None,
 ) -> FinanceReport:
     """Render the nightly finance report (HTML, text, CSV of unmatched items, chart).
 
     Pure: reads nothing and sends nothing, so the same inputs give the same report (the DAG can
     archive it, a test can read it). See the module docstring for the input shapes. ``held``:
     money of the date that did not post (``claims_reconciliation.money_held``), shown first
-    with its reasons in dollars; ``warnings``: missing feeds and the like, each a sentence.
+    with its reasons in dollars; ``warnings``: missing feeds and the like, each a sentence;
+    ``rollforward``: the AR roll-forward rows per facility (``reconciliation.rollforward``);
+    ``no_activity``: nothing arrived or posted for the date (None: no items and nothing held).
     """
     date = _business_date(business_date)
     held_rows = _held_rows(held or {})
@@ -536,7 +546,7 @@ def build_finance_report(
         attachments.append((png_name, png, "image/png"))
 
     held_cents = sum(r["cents"] for r in held_rows)
-    empty_day = frame.empty and not held_rows
+    empty_day = (frame.empty and not held_rows) if no_activity is None else no_activity
     subject = _subject(date, len(unmatched), exceptions_total, quality_failures)
     if held_cents or warnings or empty_day:
         extra = ([f"{format_money(held_cents)} not posted"] if held_cents else []) + (
@@ -568,6 +578,7 @@ def build_finance_report(
         "attachment_names": [a[0] for a in attachments],
         "needs_action": bool(unmatched or exceptions_total or quality_failures or held_cents or warnings or empty_day),
         "held_rows": held_rows,
+        "rollforward": [dict(r) for r in rollforward],
         "held_cents": held_cents,
         "warnings": list(warnings),
         "empty_day": empty_day,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from carefabric.store.models.base import Base, cents, created_at, fk, one_of, pk
 
 RUN_STATUSES = ("running", "completed", "failed")
-RECON_CHECKS = ("charges", "claims", "cash", "bank", "ledger", "integrity")
+RECON_CHECKS = ("charges", "claims", "cash", "bank", "ledger", "integrity", "rollforward")
 RECON_STATUSES = (
     "matched",
     "missing_in_ehr",
@@ -54,7 +54,7 @@ class ReconciliationRun(Base):
 class ReconciliationItem(Base):
     """The outcome for one key of one check; key (run_id, check_name, item_key).
 
-    ``check_name`` is charges/claims/cash/bank/ledger/integrity (``check`` is an SQL keyword). Amounts
+    ``check_name`` is charges/claims/cash/bank/ledger/integrity/rollforward (``check`` is an SQL keyword). Amounts
     per side are cents, NULL where that side has nothing; ``gl_cents`` is always the ERP's own
     ledger as read back through its API; ``variance_cents`` is what does not match.
     """

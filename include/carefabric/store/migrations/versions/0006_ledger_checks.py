@@ -1,4 +1,4 @@
-"""Ledger-true reconciliation: bank, ledger and integrity checks, bank and carefabric sides, new statuses.
+"""Ledger-true reconciliation: bank, ledger, integrity and AR roll-forward checks, bank and carefabric sides, new statuses.
 
 Revision ID: 0006
 Revises: 0005
@@ -17,7 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OLD_CHECKS = ("charges", "claims", "cash")
-NEW_CHECKS = (*OLD_CHECKS, "bank", "ledger", "integrity")
+NEW_CHECKS = (*OLD_CHECKS, "bank", "ledger", "integrity", "rollforward")
 OLD_STATUSES = ("matched", "missing_in_ehr", "missing_in_billing", "missing_in_remit", "missing_in_gl",
                 "amount_mismatch", "duplicate", "timing")
 NEW_STATUSES = (*OLD_STATUSES, "missing_in_bank", "missing_in_carefabric", "changed_in_erp", "added_in_erp")
