@@ -177,11 +177,16 @@ def test_503_storm_longer_than_the_retry_budget(engine: Engine, day_dir: Path, p
     arm(peers, path_prefix="/api/v1/", status=503, count=10_000)
     with pytest.raises(TransientError, match="not confirmed by the ERP"):
         post(engine, peers)
-    assert set(statuses(engine).values()) <= {"unknown", "pending"}
+    left = statuses(engine)
+    assert set(left.values()) <= {"unknown", "pending"}
+    # each unconfirmed document is an open exception of its own until it posts
+    unconfirmed = scenario.exceptions(engine, ExceptionRecord.reason_code == "ERP_UNCONFIRMED")
+    assert {(e.record_key, e.status) for e in unconfirmed} == {(ext, "open") for ext in left}
     clear_faults(peers)
 
     post(engine, peers)
     assert set(statuses(engine).values()) == {"posted"}
+    assert {e.status for e in scenario.exceptions(engine, ExceptionRecord.reason_code == "ERP_UNCONFIRMED")} == {"resolved"}
     assert differences(day_dir, peers) == []
 
 

@@ -319,6 +319,7 @@ def send_outstanding(
             break
         if attempt < passes - 1:
             sleep(backoff * 2**attempt)
+    outbox.flag_unconfirmed(engine, business_date)
     return outcomes
 
 

@@ -128,6 +128,7 @@ REASON_HELP: dict[str, str] = {
     "X12_UNREADABLE": "835 envelope unreadable",
     "FHIR_PARSE_ERROR": "FHIR resource could not be parsed",
     "ERP_REJECTED": "ERP rejected a posting (see the exception for the ERP error code)",
+    "ERP_UNCONFIRMED": "the ERP was unavailable; the document is looked up and sent by the next run",
     "GX_VALIDATION_FAILED": "a data set failed its quality checks (see Data quality)",
     "ERP_UNAVAILABLE": "ERP did not answer after retries; will post on replay",
     "BILLING_UNAVAILABLE": "billing platform did not answer after retries",

@@ -42,6 +42,7 @@ from carefabric.store.types import utcnow
 
 INTERFACE = "erp_posting"
 REJECTED_REASON = "ERP_REJECTED"
+UNCONFIRMED_REASON = "ERP_UNCONFIRMED"
 _CHUNK = 900
 
 
@@ -275,6 +276,26 @@ def record_rejected(engine: Engine, claimed: Claimed, code: str, message: str, b
     return True
 
 
+def flag_unconfirmed(engine: Engine, business_date: dt.date) -> int:
+    """One transient exception per document of the date the ERP has not confirmed yet (left
+    ``pending``, ``sending`` or ``unknown`` by an outage); ``settle`` closes it once it posts."""
+    with session_scope(engine) as s:
+        docs = s.scalars(
+            select(ErpPosting).where(ErpPosting.business_date == business_date,
+                                     ErpPosting.status.in_(("pending", "sending", "unknown")))
+        ).all()
+        for doc in docs:
+            exceptions_repo.open_exception(
+                s, kind="transient", reason_code=UNCONFIRMED_REASON, interface=INTERFACE, record_type="posting",
+                record_key=doc.external_id,
+                summary=f"{doc.source} {doc.company} {doc.business_date.isoformat()} ({doc.external_id}) not confirmed "
+                        f"by the ERP after {doc.attempts} attempt(s): {doc.status}; the next run looks it up, then sends",
+                detail={"source": doc.source, "company": doc.company, "business_date": doc.business_date.isoformat(),
+                        "external_id": doc.external_id, "status": doc.status, "attempts": doc.attempts},
+            )
+        return len(docs)
+
+
 # --------------------------------------------------------------------------- settle
 
 
@@ -305,7 +326,8 @@ def settle(engine: Engine, business_date: dt.date) -> SettleReport:
             select(ErpPosting.external_id).where(ErpPosting.business_date == business_date, ErpPosting.status == "posted")
         ).all()
         report.resolved_exceptions += exceptions_repo.resolve_for(
-            s, record_type="posting", record_keys=list(posted_ids), reason_codes=[REJECTED_REASON], note="posted",
+            s, record_type="posting", record_keys=list(posted_ids), reason_codes=[REJECTED_REASON, UNCONFIRMED_REASON],
+            note="posted",
         )
     return report
 
@@ -347,6 +369,7 @@ __all__ = [
     "OutboxDocument",
     "SettleReport",
     "claim",
+    "flag_unconfirmed",
     "in_flight_elsewhere",
     "lock",
     "outstanding",
