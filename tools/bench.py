@@ -58,6 +58,7 @@ SIZES = {
     "x12_claims": (3_000, 1_000),
     "journal_charges": (1_000_000, 200_000),
     "recon_claims": (1_000_000, 200_000),
+    "ledger_lines": (20_000, 4_000),  # ERP journal lines read back through the API for the ledger check
     "memory_mb": (1_024, 128),
     "ingest_encounters": (40_000, 4_000),
     # The full regional day (1M messages, ~300k charge lines, ~50k claims) is
@@ -340,6 +341,49 @@ def bench_recon(sizes: dict[str, int]) -> None:
                         "by_status": {k: int(v) for k, v in items["status"].value_counts().items()}}
     row(f"reconcile {n / 1e6:g}M claims vs {(len(billing) + len(gl)) / 1e6:.1f}M ledger lines", seconds, "s",
         target="< 30 s", met=seconds < 30, note="reconcile_claims: remit vs billing payments vs GL AR relief (3 lines per claim)")
+
+
+def bench_ledger_readback(work: Path, sizes: dict[str, int]) -> None:
+    """The ledger side of the close read back from a real (sandbox) ERP over HTTP, then compared."""
+    import pandas as pd
+
+    from carefabric.clients.erp import ErpClient
+    from carefabric.clients.rest import RestClient
+    from carefabric.interfaces.claims_reconciliation import read_erp
+    from carefabric.reconciliation import ledger
+    from sandbox import ERP_TOKEN
+    from sandbox.runner import SandboxServers
+
+    n, per_doc = sizes["ledger_lines"], 500
+    day = dt.date(2026, 11, 23)
+    say(f"\n== ledger close: {n:,} ERP journal lines read back through the API, ledger and integrity checks")
+    with SandboxServers(work / "ledger_sandbox") as servers:
+        erp = ErpClient(RestClient(f"{servers.erp_url}/api/v1", ERP_TOKEN))
+        import requests
+
+        accounts = [{"account": f"4{i:03d}", "active": True} for i in range(per_doc)] + [{"account": "1200", "active": True}]
+        requests.post(f"{servers.erp_url}/_sandbox/load", json={"companies": [{"company_id": "CF01"}],
+                      "gl_accounts": accounts, "periods": [{"period": "2026-11", "status": "open"}]}, timeout=30)
+        stored = []
+        for d in range(n // per_doc):
+            lines = [{"account": f"4{i:03d}", "facility": "F1", "debit": "0.00", "credit": "1.00"} for i in range(per_doc - 1)]
+            lines.append({"account": "1200", "facility": "F1", "debit": f"{per_doc - 1}.00", "credit": "0.00"})
+            body = {"external_id": f"CF-BENCH-{d}", "company": "CF01", "journal_date": day.isoformat(), "source": "CHARGES",
+                    "lines": lines}
+            erp.send("journal", body)
+            stored += [(day, "CHARGES", "", body["external_id"], ln["account"], "", "F1", "",
+                        round(float(ln["debit"]) * 100), round(float(ln["credit"]) * 100)) for ln in lines]
+        t0 = time.perf_counter()
+        theirs = read_erp(erp, day)
+        read_s = time.perf_counter() - t0
+        ours = ledger.stored_lines_frame(stored)
+        items = pd.concat([ledger.reconcile_ledger(ours, theirs["gl"]),
+                           ledger.reconcile_integrity(ledger.documents_frame([]), theirs["documents"])])
+        seconds = time.perf_counter() - t0
+    DETAILS["ledger_readback"] = {"lines": int(len(theirs["gl"])), "read_s": round(read_s, 2),
+                                  "by_status": {k: int(v) for k, v in items["status"].value_counts().items()}}
+    row(f"ledger close: read back {len(theirs['gl']):,} ERP lines over HTTP + ledger/integrity checks", seconds, "s",
+        target="< 30 s", met=seconds < 30, note=f"of which the paginated API read {read_s:.1f} s")
 
 
 # --------------------------------------------------------------------------- 4. memory
@@ -698,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
             "parse": lambda: bench_parse(work, sizes),
             "x12": lambda: bench_x12(work, sizes),
             "journal": lambda: bench_journal(sizes),
-            "recon": lambda: bench_recon(sizes),
+            "recon": lambda: (bench_recon(sizes), bench_ledger_readback(work, sizes)),
             "memory": lambda: bench_memory(work, sizes),
             "ingest": lambda: bench_ingest(work, sizes, args.keep),
             "day": lambda: bench_day(work, sizes, args.keep),
