@@ -39,6 +39,7 @@ from carefabric.interfaces.common import (
 from carefabric.interfaces.remit_duplicates import PaymentConflict, find_conflict, open_conflict_exceptions
 from carefabric.mapping import Held, map_remittance
 from carefabric.money import to_cents
+from carefabric.store import exceptions_repo
 from carefabric.store.bulk import insert_ignore
 from carefabric.store.crosswalks import Crosswalks
 from carefabric.store.db import session_scope
@@ -158,6 +159,11 @@ def process_file(
         )
         _open_file_exceptions(session, path.name, sha, seen, validation, findings)
         open_conflict_exceptions(session, seen.conflicts, interface=INTERFACE)
+        # A half-uploaded file under this name was unreadable; this one read completely.
+        exceptions_repo.resolve_for(
+            session, record_type="file", record_keys=[path.name], reason_codes=["X12_UNREADABLE"],
+            note=f"the complete file under the same name was read (sha256 {sha[:12]})",
+        )
         _finish(session, file_id, {"accepted": "processed"}.get(verdict, verdict), None)
     if accepted and seen.quality["remittances"]:
         _validate(engine, seen, sha, business_date)
