@@ -86,7 +86,7 @@ def test_hl7_bad_message_is_reported_and_the_file_goes_on(
     assert code == 1 and err == ""
     bad, good = json.loads(out)["messages"]
     assert bad["status"] == "error" and bad["control_id"] == "DFT2"
-    assert "FT1-11 extended amount: '12,50' is not an HL7 number" in bad["error"]
+    assert "FT1 1: FT1-11 extended amount is not an HL7 number" in bad["error"] and "12,50" not in bad["error"]
     assert good["status"] == "ok"
 
 
