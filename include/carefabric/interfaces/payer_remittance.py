@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -75,6 +76,30 @@ def safe_remote_path(remote_path: str, inbound_root: str = "/inbound") -> tuple[
     return payer, name
 
 
+def _interrupted(row: InboundFile) -> bool:
+    """A file left ``received``/``processing`` by an attempt that started long enough ago to be dead.
+
+    ``CAREFABRIC_STALE_FILE_SECONDS`` (default 900, longer than any one file takes) keeps a file
+    that another worker is still reading from being taken over.
+    """
+    stale = dt.timedelta(seconds=float(os.environ.get("CAREFABRIC_STALE_FILE_SECONDS", "900")))
+    started = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=dt.UTC)
+    return row.status in ("received", "processing") and started <= utcnow() - stale
+
+
+def _forget_partial_attempt(session: Session, row: InboundFile) -> int:
+    """Delete the remittances and 999s an interrupted attempt stored for this file; restart its clock."""
+    ids = list(session.scalars(select(RemittanceRow.id).where(RemittanceRow.file_id == row.id)))
+    for remit_id in ids:
+        found = session.get(RemittanceRow, remit_id)
+        if found is not None:
+            session.delete(found)
+    session.execute(delete(Ack999).where(Ack999.file_id == row.id))
+    row.received_at = utcnow()
+    session.flush()
+    return len(ids)
+
+
 def _strict_for(payer: str, strictness: dict[str, str]) -> bool:
     return strictness.get(payer, strictness.get("default", "lenient")) == "strict"
 
@@ -100,7 +125,12 @@ def process_file(
                     detail={"file": path.name, "first_file": row.name, "payer_folder": payer_folder},
                 )
                 return {"file": path.name, "status": "duplicate", "duplicate_of": row.name}
-            return {"file": path.name, "status": "already_processed"}
+            if not _interrupted(row):
+                return {"file": path.name, "status": "already_processed"}
+            # An earlier attempt died part-way (worker killed, database connection lost): forget
+            # what it stored and read the file again, rather than skip it for good.
+            forgotten = _forget_partial_attempt(session, row)
+            log.warning("%s: an interrupted attempt is taken over (%d remittance(s) of it discarded)", path.name, forgotten)
         file_id = row.id
         row.archive_path = str(archive_copy(path, "payer", sha, business_date))
         row.status = "processing"
