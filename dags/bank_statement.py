@@ -18,7 +18,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
 
-from carefabric_airflow import business_date, default_args, engine, variable
+from carefabric_airflow import DAGRUN_TIMEOUT, business_date, default_args, engine, variable
 
 INTERFACE = "bank_statement"
 INBOUND = "/inbound/bank"
@@ -30,6 +30,7 @@ def _conn_id() -> str:
 
 @dag(
     dag_id=INTERFACE,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="Bank BAI2 statements over SFTP to stored deposits (835 trace per deposit) for the cash check",
     doc_md=__doc__,
     schedule=CronDataIntervalTimetable("30 4 * * *", timezone="UTC"),

@@ -13,13 +13,15 @@ import datetime as dt
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from carefabric_airflow import assets, billing_client, business_date, default_args, engine
+from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, default_args, engine
 
 INTERFACE = "billing_sync"
 
 
 @dag(
     dag_id=INTERFACE,
+    doc_md=__doc__,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="Incremental pull of billing claims, status, payments and balances; 835-to-claim match",
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

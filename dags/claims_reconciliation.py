@@ -13,13 +13,23 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from carefabric_airflow import billing_client, business_date, default_args, engine, erp_client, variable
+from carefabric_airflow import (
+    DAGRUN_TIMEOUT,
+    billing_client,
+    business_date,
+    default_args,
+    engine,
+    erp_client,
+    variable,
+)
 
 INTERFACE = "claims_reconciliation"
 
 
 @dag(
     dag_id=INTERFACE,
+    doc_md=__doc__,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="Nightly claims-to-ledger reconciliation and the finance data-quality email",
     schedule=CronDataIntervalTimetable("0 5 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

@@ -14,13 +14,15 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, PokeReturnValue, dag, get_current_context, task
 
-from carefabric_airflow import assets, billing_client, business_date, default_args, engine
+from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, default_args, engine
 
 INTERFACE = "ehr_ingest"
 
 
 @dag(
     dag_id=INTERFACE,
+    doc_md=__doc__,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="EHR extracts (HL7 v2, FHIR) to canonical records and billing charges",
     schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

@@ -12,13 +12,15 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from carefabric_airflow import assets, default_args, engine, erp_client
+from carefabric_airflow import DAGRUN_TIMEOUT, assets, default_args, engine, erp_client
 
 INTERFACE = "erp_master_data"
 
 
 @dag(
     dag_id=INTERFACE,
+    doc_md=__doc__,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="ERP master data to the crosswalk store; drift report; re-queue resolvable exceptions",
     schedule=CronTriggerTimetable("30 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

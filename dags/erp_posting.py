@@ -19,13 +19,23 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from carefabric_airflow import assets, business_date, default_args, engine, erp_client, variable
+from carefabric_airflow import (
+    DAGRUN_TIMEOUT,
+    assets,
+    business_date,
+    default_args,
+    engine,
+    erp_client,
+    variable,
+)
 
 INTERFACE = "erp_posting"
 
 
 @dag(
     dag_id=INTERFACE,
+    doc_md=__doc__,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="Balanced, idempotent journals, inventory movements and cash receipts to the ERP",
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

@@ -12,13 +12,15 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from carefabric_airflow import billing_client, default_args, engine, erp_client, variable
+from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, default_args, engine, erp_client, variable
 
 INTERFACE = "exception_replay"
 
 
 @dag(
     dag_id=INTERFACE,
+    doc_md=__doc__,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="Replay held records after a crosswalk or master-data fix (by id, reason or interface)",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

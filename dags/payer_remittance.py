@@ -16,7 +16,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, PokeReturnValue, dag, get_current_context, task
 
-from carefabric_airflow import assets, business_date, default_args, engine, json_variable
+from carefabric_airflow import DAGRUN_TIMEOUT, assets, business_date, default_args, engine, json_variable
 
 INTERFACE = "payer_remittance"
 SFTP_CONN = "payer_sftp"
@@ -26,6 +26,8 @@ ARCHIVE = "/archive"
 
 @dag(
     dag_id=INTERFACE,
+    doc_md=__doc__,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     description="Payer X12 835 remittances over SFTP to balanced, stored remittances with a 999 each",
     schedule=CronTriggerTimetable("0 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

@@ -57,8 +57,11 @@ def test_dag_follows_authoring_rules(dagbag, dag_id: str) -> None:
     assert dag is not None
     assert dag.tags, f"{dag_id} has no tags"
     assert dag.description, f"{dag_id} has no description"
+    assert dag.doc_md and len(dag.doc_md) > 200, f"{dag_id} shows no documentation in the UI (doc_md)"
+    assert dag.dagrun_timeout is not None, f"{dag_id} runs have no dagrun_timeout"
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
+        assert task.execution_timeout is not None, f"{dag_id}.{task.task_id} has no execution_timeout"
         assert task.retries >= 2 or task.task_id in NO_RETRY_TASKS.get(dag_id, ()), (
             f"{dag_id}.{task.task_id} retries={task.retries}"
         )

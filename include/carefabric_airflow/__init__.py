@@ -90,8 +90,15 @@ def is_transient(error: BaseException | None) -> bool:
     return isinstance(error, TransientError | paramiko.SSHException | ConnectionError | TimeoutError)
 
 
+#: No task may run unbounded (a hung peer holds a worker and a pool slot); a whole run is
+#: bounded too, so a stuck nightly run cannot block the next night's (``max_active_runs=1``).
+EXECUTION_TIMEOUT = dt.timedelta(hours=2)
+DAGRUN_TIMEOUT = dt.timedelta(hours=6)
+
+
 def default_args(interface: str, retries: int = 3) -> dict[str, Any]:
     return {
+        "execution_timeout": EXECUTION_TIMEOUT,
         "owner": OWNER,
         "retries": retries,
         "retry_delay": dt.timedelta(seconds=5),
