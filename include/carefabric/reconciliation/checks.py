@@ -201,8 +201,12 @@ def control_totals(items: pd.DataFrame) -> dict[str, Any]:
             "unmatched": int((group["status"] != "matched").sum()),
         }
         for side in sides:
-            if f"{side}_cents" in group.columns:
-                entry[f"{side}_cents"] = int(group[f"{side}_cents"].sum())
+            column = f"{side}_cents"
+            # a side no item of this check has is absent (shown as "-"), not a zero
+            if column in group.columns and group[column].notna().any():
+                values = pd.to_numeric(group[column], errors="coerce")
+                # the ledger nets to zero per key set by construction: show its debits instead
+                entry[column] = int(values.clip(lower=0).sum() if name == "ledger" else values.sum())
         entry["variance_cents"] = int(group["variance_cents"].sum())
         entry["items_by_status"] = {s: int(counts[s]) for s in STATUSES if s in counts.index}
         result[name] = entry

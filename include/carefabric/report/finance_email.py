@@ -92,19 +92,23 @@ HTML_TEMPLATE = "finance_report.html.j2"
 UNMATCHED_HTML_CAP = 200  # an email is no place for 10,000 rows: the CSV has them all
 TEXT_UNMATCHED_CAP = 50
 
-CHECK_ORDER: tuple[str, ...] = ("charges", "claims", "cash", "ledger", "integrity")
+CHECK_ORDER: tuple[str, ...] = ("charges", "claims", "cash", "bank", "ledger", "integrity", "rollforward")
 CHECK_LABELS: dict[str, str] = {
     "charges": "Charges",
     "claims": "Claims",
     "cash": "Cash",
     "ledger": "Ledger",
     "integrity": "ERP documents",
+    "bank": "Bank",
+    "rollforward": "AR roll-forward",
 }
 CHECK_RULES: dict[str, str] = {
     "charges": "EHR charges = billing accepted charges = GL gross revenue, per cost center and day",
-    "claims": "Billing claim payments = 835 CLP04 paid = GL AR relief, per claim (CLP01) and payer",
-    "cash": "835 BPR02 per EFT trace = bank deposit = the ERP's cash receipt",
-    "ledger": "carefabric's postings = the ERP ledger read back, per account, cost center, facility and day",
+    "claims": "Billing claim payments = 835 CLP04 paid, per claim (CLP01) and payer (AR relief is checked in the ledger)",
+    "cash": "835 BPR02 per EFT trace of the posted remittances = the ERP's cash receipt",
+    "ledger": "carefabric's postings = the ERP ledger read back, per account, cost center, facility and day (debits shown)",
+    "bank": "every 835 payment received = the bank statement's deposit, per EFT trace",
+    "rollforward": "opening AR (ERP) + what carefabric posted = closing AR (ERP), per facility",
     "integrity": "each document carefabric posted is in the ERP unchanged and once; nothing else posted for the day",
 }
 # reconciliation_items columns (carefabric.store.models.recon) -> the names used here.
