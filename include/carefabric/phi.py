@@ -45,11 +45,21 @@ def _keyed(key: str) -> hmac.HMAC:
     return hmac.new(key.encode(), digestmod=hashlib.sha256)
 
 
+@lru_cache(maxsize=8)
+def _mac_for(key_env: str, sandbox_env: str) -> hmac.HMAC:
+    """The primed HMAC for one state of the two environment variables (the hot path reads them
+    raw and resolves the rules once per state; a missing key still raises on every call, since
+    ``lru_cache`` does not cache exceptions)."""
+    del key_env, sandbox_env  # the cache key; ``token_key`` reads the same variables
+    return _keyed(token_key())
+
+
 def token(value: str | None, *, kind: str = "id") -> str | None:
     """A stable, keyed token for a PHI value (``tok_`` + 16 hex characters)."""
     if value is None or value == "":
         return None
-    mac = _keyed(token_key()).copy()
+    environ = os.environ
+    mac = _mac_for(environ.get("CAREFABRIC_TOKEN_KEY", ""), environ.get("CAREFABRIC_SANDBOX", "")).copy()
     mac.update(f"{kind}:{value}".encode())
     return f"tok_{mac.hexdigest()[:16]}"
 
