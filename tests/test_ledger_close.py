@@ -211,3 +211,20 @@ def test_ar_rollforward_ties_to_the_erp_trial_balance(posted: tuple[Engine, Sand
     assert int(broken["variance_cents"]) == 5000 and "the ledger closes at" in broken["reason"]
     report_html = build_report(engine, DAY, items, totals).html
     assert 'id="ar-rollforward-table"' in report_html and "-$50.00" in report_html
+
+
+def test_exceptions_are_counted_for_the_business_date_of_their_record(posted: tuple[Engine, SandboxServers],
+                                                                       day_dir: Path) -> None:
+    from carefabric.interfaces.claims_reconciliation import exceptions_opened
+    from carefabric.store.models import ExceptionRecord
+
+    engine, _ = posted
+    today = exceptions_opened(engine, DAY)
+    held = [f["exception"] for f in json.loads((day_dir / "ground_truth.json").read_text())["faults"]
+            if f.get("fault") in ("unknown_cdm", "inactive_cost_center")]
+    assert all(today.get(reason) for reason in held)
+    # a held line of this date is not an exception of another date, whenever it was opened
+    later = exceptions_opened(engine, DAY + dt.timedelta(days=30))
+    assert not any(later.get(reason) for reason in held)
+    open_lines = scenario.exceptions(engine, ExceptionRecord.status == "open", ExceptionRecord.record_type == "charge")
+    assert sum(today.get(reason, 0) for reason in {e.reason_code for e in open_lines}) == len(open_lines)

@@ -269,19 +269,39 @@ def money_held(engine: Engine, day: dt.date) -> dict[str, Any]:
 
 
 def exceptions_opened(engine: Engine, day: dt.date) -> dict[str, int]:
-    """Open exceptions by reason code: what still holds money back when the day closes.
+    """Open exceptions of the business date, by reason code: what still holds the day back.
 
-    The business date is usually closed the next morning, so "opened that day" means opened in
-    the run window: anything created since the start of the business date and still open.
+    An exception belongs to the date of its record where the record has one (a held charge line,
+    an ERP document); file, remittance and task exceptions have none, and count for the date
+    when they were opened on it or on the morning after (the close runs the next morning), so a
+    later day's exceptions never land in this day's email.
     """
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=2)
+    by_record = (
+        (Charge, "charge", Charge.line_key, Charge.business_date),
+        (ErpPosting, "posting", ErpPosting.external_id, ErpPosting.business_date),
+    )
+    counts: dict[str, int] = {}
     with session_scope(engine) as s:
+        for model, record_type, key, date in by_record:
+            rows = s.execute(
+                select(ExceptionRecord.reason_code, func.count(func.distinct(ExceptionRecord.id)))
+                .join(model, key == ExceptionRecord.record_key)
+                .where(ExceptionRecord.record_type == record_type, ExceptionRecord.status == "open", date == day)
+                .group_by(ExceptionRecord.reason_code)
+            ).all()
+            for reason, n in rows:
+                counts[reason] = counts.get(reason, 0) + int(n)
         rows = s.execute(
             select(ExceptionRecord.reason_code, func.count())
-            .where(ExceptionRecord.created_at >= start, ExceptionRecord.status == "open")
+            .where(ExceptionRecord.record_type.not_in([t for _, t, _, _ in by_record]), ExceptionRecord.status == "open",
+                   ExceptionRecord.created_at >= start, ExceptionRecord.created_at < end)
             .group_by(ExceptionRecord.reason_code)
         ).all()
-    return {reason: int(n) for reason, n in rows}
+    for reason, n in rows:
+        counts[reason] = counts.get(reason, 0) + int(n)
+    return counts
 
 
 def quality_results(engine: Engine, day: dt.date) -> list[dict[str, Any]]:
