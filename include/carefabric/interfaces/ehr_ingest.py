@@ -22,8 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from carefabric import hl7, phi
-from carefabric.fhir import iter_resources
+from carefabric.fhir import ReadContext, iter_resources
 from carefabric.hl7.canonical import type_label
-from carefabric.interfaces import resends
+from carefabric.interfaces import fhir_context, resends
 from carefabric.interfaces.charge_routing import billing_payload, route_charges
 from carefabric.interfaces.common import (
     archive_copy,
@@ -260,14 +261,15 @@ def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None
     yield batch
 
 
-def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[IngestBatch]:
+def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str],
+                *, context: ReadContext | None = None) -> Iterable[IngestBatch]:
     batch = IngestBatch()
-    for item in iter_resources(path):
+    for item in iter_resources(path, context):
         stats["messages"] += 1
         key = item.resource_id or f"#{item.line_number}"
         if item.error:
             row, error = _message_error(
-                sha, item.line_number, reason=item.error, reason_code="FHIR_PARSE_ERROR",
+                sha, item.line_number, reason=item.error, reason_code=item.reason_code or "FHIR_PARSE_ERROR",
                 summary=f"{path.name}: {item.error}", payload=item.raw, file_id=file_id,
                 detail={"file": path.name, "line": item.line_number},
             )
@@ -279,8 +281,10 @@ def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | Non
         batch.raw.append(
             {"sender": "FHIR", "control_id": key, "message_type": f"FHIR {item.resource_type}", "interface": INTERFACE,
              "status": "skipped" if item.skipped_reason else "parsed", "payload": item.raw, "file_id": file_id,
-             "position": item.line_number, "error": item.skipped_reason}
+             "position": item.line_number, "error": item.skipped_reason or "; ".join(item.warnings) or None}
         )
+        if item.warnings:
+            stats["warnings"] += len(item.warnings)
         if item.encounter is not None:
             batch.encounters.append(encounter_row(item.encounter))
         for charge in item.charges:
@@ -306,7 +310,9 @@ def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = N
     quality = _Quality(engine, sha, business_date, validate)
     with session_scope(engine) as session:
         cw = Crosswalks.load(session)
-    units = _fhir_units if path.suffix.lower() == ".ndjson" else _hl7_units
+    units: Callable[..., Iterable[IngestBatch]] = _hl7_units
+    if path.suffix.lower() == ".ndjson":
+        units = partial(_fhir_units, context=fhir_context.read_context(engine, cw))
     # One writer thread: while it maps and writes batch n (the database driver releases the GIL),
     # this thread parses batch n+1. At most two batches are in memory; writes stay in file order.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ehr-writer") as writer:
