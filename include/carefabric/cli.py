@@ -1,7 +1,8 @@
 """``carefabric`` command line: look inside feed files the way the pipeline reads them.
 
 ``carefabric hl7 FILE`` prints the canonical JSON of every message of an HL7 v2 file (what
-ingestion would store and route), ``carefabric 835 FILE`` the summary of an X12 835 file.
+ingestion would store and route), ``carefabric 835 FILE`` the summary of an X12 835 file,
+``carefabric fhir FILE`` the canonical JSON of a FHIR R4 NDJSON file or Bundle (``cli_fhir``).
 PHI (names, MRNs, birth dates, member ids) is masked unless ``--show-phi`` is given, because
 this output ends up in tickets and chat.
 
@@ -48,17 +49,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from carefabric import phi
+from carefabric import cli_fhir, phi
 
 __all__ = ["main", "build_parser", "CliError"]
 
 _PHI_FIELDS = ("mrn_phi", "patient_name_phi", "birth_date_phi", "member_id_phi")
 
-EXIT_CODES = """exit codes of the file readers (hl7, 835):
+EXIT_CODES = """exit codes of the file readers (hl7, 835, fhir):
   0  read: everything in the file is usable
   1  read with problems: some messages or transactions are errors, an 835 transaction does not
      balance or its envelope is incomplete (details in the JSON)
-  2  unreadable: missing file, not HL7 / not an X12 interchange, nothing in it
+  2  unreadable: missing file, not HL7 / not an X12 interchange / not FHIR JSON, nothing in it
      (one line on stderr: carefabric: FILE: REASON)
 store commands exit 0, or 2 with one line on stderr."""
 
@@ -525,7 +526,7 @@ def _add_store_commands(sub: Any) -> None:
 # --------------------------------------------------------------------------- main
 
 _Handler = Callable[[argparse.Namespace, TextIO], int]
-_SUBCOMMANDS: dict[str, _Handler] = {"hl7": _cmd_hl7, "835": _cmd_835}
+_SUBCOMMANDS: dict[str, _Handler] = {"hl7": _cmd_hl7, "835": _cmd_835, "fhir": cli_fhir.cmd_fhir}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -547,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--show-phi", action="store_true", help="print patient names and member ids in clear")
     p.set_defaults(handler=_cmd_835)
+    cli_fhir.add_parser(sub, EXIT_CODES)
     _add_store_commands(sub)
     return parser
 

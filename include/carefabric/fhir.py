@@ -264,14 +264,16 @@ def read_parsed(res: Any, line: str, line_number: int, ctx: ReadContext) -> Fhir
 
 def _bundle_entries(path: Path) -> Iterator[tuple[int, str, Any]]:
     bundle = json.loads(path.read_text(encoding="utf-8", errors="replace"), parse_float=Decimal)
+    if isinstance(bundle, dict) and bundle.get("resourceType") not in ("Bundle", None):
+        bundle = {"entry": [{"resource": bundle}]}  # a single resource
     for number, entry in enumerate(bundle.get("entry") or [], start=1):
         resource = entry.get("resource") if isinstance(entry, dict) else entry
         yield number, json.dumps(resource, default=str), resource
 
 
 def iter_resources(path: Path, ctx: ReadContext | None = None) -> Iterator[FhirItem]:
-    """Stream an NDJSON file (or read a Bundle: one item per entry); undecodable bytes are
-    replaced, never fatal."""
+    """Stream an NDJSON file (or read a ``.json`` Bundle or single resource: one item per entry);
+    undecodable bytes are replaced, never fatal."""
     ctx = ctx or ReadContext()
     if path.suffix.lower() == ".json":
         try:
