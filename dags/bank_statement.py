@@ -1,6 +1,7 @@
 """Bank statement: the bank's daily BAI2 file over SFTP to stored deposits for the cash check.
 
-Runs at 04:30 UTC for the previous business date, before ``claims_reconciliation`` (05:00).
+Runs at 02:30 UTC for the previous business date, before ``erp_posting`` (03:00: cash the bank
+confirmed for an 835 that cannot post goes to suspense the same night) and ``claims_reconciliation``.
 A sensor lists ``/inbound/bank/`` on the bank's SFTP server (Airflow's SFTP provider; the
 connection id is the ``carefabric_bank_sftp_conn_id`` variable, ``payer_sftp`` in the sandbox,
 whose one SFTP server hosts the bank's folder beside the payers'). The statements are downloaded
@@ -33,7 +34,7 @@ def _conn_id() -> str:
     dagrun_timeout=DAGRUN_TIMEOUT,
     description="Bank BAI2 statements over SFTP to stored deposits (835 trace per deposit) for the cash check",
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable("30 4 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable("30 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from airflow_runtime import airflow_env, dag_run_confs, ensure_metadata_db, load_settings, run_dag  # noqa: E402
 
 PY = sys.executable
-ORDER = ["erp_master_data", "ehr_ingest", "payer_remittance", "billing_sync", "erp_posting", "bank_statement", "claims_reconciliation"]
+ORDER = ["erp_master_data", "ehr_ingest", "payer_remittance", "billing_sync", "bank_statement", "erp_posting", "claims_reconciliation"]
 
 
 @dataclass
@@ -173,7 +173,7 @@ def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
     from sandbox.judge import judge
 
     summary = store_summary(day.db_url)
-    verdict = judge(scenario / "ground_truth.json", day.peers.erp_url, "erp-sandbox-token", after_fix=True)
+    verdict = judge(scenario / "ground_truth.json", day.peers.erp_url, "erp-sandbox-token", after_fix=True, bank=True)
     differences = verdict["differences"] + judge_faults(truth, summary) + rerun_diffs + requeue_diffs
     differences += [f"DAG {d} ended {s}" for d, s in day.states.items() if s != "success"]
     mail = sorted((day.peers.sandbox_dir / "mail").glob("*.eml"))

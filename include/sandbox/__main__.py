@@ -285,18 +285,19 @@ def _post_json(url: str, body: bytes) -> dict[str, Any]:
 
 
 def _post_opening_ar(scenario: Path, erp_url: str) -> None:
-    """The go-live AR conversion journal (``sandbox.opening_balances``), when the period is open."""
-    from sandbox.opening_balances import CONVERSION_ACCOUNT, conversion_journal
+    """The chart's extra accounts and the go-live AR conversion journal (``sandbox.opening_balances``)."""
+    from sandbox.opening_balances import EXTRA_ACCOUNTS, conversion_journal
 
     truth_path, master_path = scenario / "ground_truth.json", scenario / "erp_master.json"
     if not truth_path.exists() or not master_path.exists():
         return
     truth, master = json.loads(truth_path.read_text()), json.loads(master_path.read_text())
+    extra = {a["account"] for a in EXTRA_ACCOUNTS}
+    accounts = [a for a in master.get("gl_accounts", []) if a["account"] not in extra]
+    _post_json(f"{erp_url}/_sandbox/load", json.dumps({"gl_accounts": [*accounts, *EXTRA_ACCOUNTS]}).encode())
     journal = conversion_journal(truth, truth.get("company") or "CF01")
     if journal is None:
         return
-    accounts = [a for a in master.get("gl_accounts", []) if a["account"] != CONVERSION_ACCOUNT["account"]]
-    _post_json(f"{erp_url}/_sandbox/load", json.dumps({"gl_accounts": [*accounts, CONVERSION_ACCOUNT]}).encode())
     request = urllib.request.Request(f"{erp_url}/api/v1/journal-batches", data=json.dumps(journal).encode(),
                                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {ERP_TOKEN}"})
     try:

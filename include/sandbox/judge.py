@@ -119,15 +119,36 @@ def posted_twice(records: dict[str, list[dict[str, Any]]]) -> list[str]:
     return diffs
 
 
-def judge(ground_truth_path: Path, erp_url: str, token: str, *, after_fix: bool = False) -> dict[str, Any]:
+def suspense_expected(truth: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SUSPENSE journals the truth implies: an 835 that cannot post (unknown payer, does not
+    balance) whose deposit the bank statement shows is unapplied cash, Dr 1010 / Cr 2400 at the
+    bank's amount in the deposit's facility, dated with the statement."""
+    deposits = {d["trace_number"]: d for d in truth.get("bank_deposits", []) if d.get("kind") != "no_835"}
+    journals = []
+    for fault in truth.get("faults", []):
+        trace = (fault.get("details") or {}).get("trace_number")
+        if fault.get("fault") not in ("unknown_payer", "remit_unbalanced") or trace not in deposits:
+            continue
+        deposit = deposits[trace]
+        amount = f"{Decimal(str(deposit['amount'])):.2f}"
+        journals.append({"source": "SUSPENSE", "journal_date": deposit["statement_date"], "lines": [
+            {"account": "1010", "facility": deposit["facility"], "debit": amount, "credit": "0.00"},
+            {"account": "2400", "facility": deposit["facility"], "debit": "0.00", "credit": amount}]})
+    return journals
+
+
+def judge(ground_truth_path: Path, erp_url: str, token: str, *, after_fix: bool = False,
+          bank: bool = False) -> dict[str, Any]:
     """Compare the ERP's records for every business date of the scenario with the ground truth.
 
     Each date is judged on its own (a journal posted under the wrong date is a difference on
-    both dates), and any external id the ERP holds twice is a difference.
+    both dates), and any external id the ERP holds twice is a difference. ``bank``: the day's
+    bank statement was read before posting, so the SUSPENSE journals the truth implies are due.
     """
     truth = json.loads(ground_truth_path.read_text())
     dates = truth.get("business_dates") or [truth["business_date"]]
-    expected_journals = list(truth["journals"])
+    # with the bank statement read before posting, unapplied cash is in suspense
+    expected_journals = list(truth["journals"]) + (suspense_expected(truth) if bank else [])
     if after_fix:
         expected_journals += truth.get("after_fix", {}).get("journals", [])
     differences: list[str] = []

@@ -18,6 +18,12 @@ from typing import Any
 from carefabric.money import format_cents, to_cents
 
 CONVERSION_ACCOUNT = {"account": "3900", "name": "Opening balance conversion", "type": "equity", "active": True}
+#: Accounts a hospital's chart has that the generated master data leaves out: the go-live
+#: conversion, and unapplied cash (``carefabric.interfaces.erp_suspense``).
+EXTRA_ACCOUNTS = (
+    CONVERSION_ACCOUNT,
+    {"account": "2400", "name": "Unapplied cash (suspense)", "type": "liability", "active": True},
+)
 CUSHION_CENTS = 1_000_000
 
 

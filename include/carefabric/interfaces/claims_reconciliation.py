@@ -247,7 +247,8 @@ def _store_run(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[s
 
 def money_held(engine: Engine, day: dt.date) -> dict[str, Any]:
     """Money of the date that did not post, in cents, by reason: held charge lines (by the reason
-    of their open exception) and 835 cash not posted (by the remittance's status)."""
+    of their open exception), 835 cash not posted, and 835 cash posted to suspense because the
+    bank confirmed it (by the remittance's status)."""
     with session_scope(engine) as s:
         charges = s.execute(
             select(ExceptionRecord.reason_code, func.count(), func.coalesce(func.sum(Charge.amount_cents), 0))
@@ -256,15 +257,23 @@ def money_held(engine: Engine, day: dt.date) -> dict[str, Any]:
             .group_by(ExceptionRecord.reason_code)
         ).all()
         remits = s.execute(
-            select(Remittance.status, func.count(), func.coalesce(func.sum(Remittance.payment_cents), 0))
+            select(Remittance.status, Remittance.trace_number, Remittance.payment_cents)
             .where(Remittance.business_date == day, Remittance.status.not_in(POSTED_REMIT))
-            .group_by(Remittance.status)
         ).all()
+        in_suspense = outbox.posted_keys(s, "SUSPENSE", "suspense", [t for _, t, _ in remits if t])
+    not_posted: dict[str, dict[str, int]] = {}
+    suspense: dict[str, dict[str, int]] = {}
+    for status, trace, cents in remits:
+        into = (suspense if trace in in_suspense else not_posted).setdefault(status, {"transactions": 0, "cents": 0})
+        into["transactions"] += 1
+        into["cents"] += int(cents or 0)
     return {
         "charges": {reason: {"lines": int(n), "cents": int(c)} for reason, n, c in charges},
-        "remittances": {status: {"transactions": int(n), "cents": int(c)} for status, n, c in remits},
+        "remittances": not_posted,
+        "suspense": suspense,
         "charges_cents": sum(int(c) for _, _, c in charges),
-        "remittances_cents": sum(int(c) for _, _, c in remits),
+        "remittances_cents": sum(v["cents"] for v in not_posted.values()),
+        "suspense_cents": sum(v["cents"] for v in suspense.values()),
     }
 
 

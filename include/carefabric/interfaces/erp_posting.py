@@ -6,7 +6,8 @@ runs it for the dates of replayed records):
 1. **Build.** Under the date's build lock, every record not yet carried by a live document of a
    source becomes part of that source's document: routed charge lines go into CHARGES, their
    supply lines into SUPPLY and INVENTORY, balanced remittances into REMIT and one CASH receipt
-   per EFT/check trace. Each document is stored with its exact payload, its external id (a hash
+   per EFT/check trace; cash the bank confirmed for an 835 that cannot post goes to SUSPENSE
+   (``erp_suspense``). Each document is stored with its exact payload, its external id (a hash
    of its content), its lines, its money contributions and the records it carries, in one
    transaction, before anything is sent (``carefabric.store.outbox``).
 2. **Send.** Each outstanding document is claimed (compare-and-set), then sent as stored. A
@@ -52,6 +53,7 @@ from carefabric.canonical import (
 from carefabric.clients.erp import ErpClient
 from carefabric.clients.rest import RejectedError, TransientError
 from carefabric.interfaces.erp_master_data import charge_from_row
+from carefabric.interfaces.erp_suspense import suspense_documents
 from carefabric.posting import (
     build_cash_receipts,
     build_inventory_movements,
@@ -255,7 +257,11 @@ def build_day(engine: Engine, business_date: dt.date, *, mode: str = "summary") 
         docs = [*charge_documents(session, business_date, mode=mode), *remittance_documents(session, business_date, mode=mode)]
         for doc in docs:
             outbox.store(session, doc)
-    return [d.external_id for d in docs]
+        # after the REMIT journals: a suspense reversal goes out with the journal applying the cash
+        suspense = suspense_documents(session, business_date)
+        for doc in suspense:
+            outbox.store(session, doc)
+    return [d.external_id for d in [*docs, *suspense]]
 
 
 def _contribution_keys(frame: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from carefabric.clients.billing import BillingClient
 from carefabric.clients.erp import ErpClient
-from carefabric.interfaces import corrections
+from carefabric.interfaces import corrections, payer_remittance
 from carefabric.interfaces.ehr_ingest import route_charges, supply_row
 from carefabric.interfaces.erp_master_data import charge_from_row
 from carefabric.interfaces.erp_posting import post_day
@@ -32,7 +32,7 @@ from carefabric.store import audit, exceptions_repo
 from carefabric.store.bulk import insert_ignore
 from carefabric.store.crosswalks import Crosswalks
 from carefabric.store.db import session_scope
-from carefabric.store.models import Charge, ErpPosting, ExceptionRecord, SupplyUsage
+from carefabric.store.models import Charge, ErpPosting, ExceptionRecord, InboundFile, Remittance, SupplyUsage
 from carefabric.store.types import utcnow
 
 INTERFACE = "exception_replay"
@@ -121,6 +121,31 @@ def rejected_document_dates(engine: Engine, exception_ids: list[int]) -> set[Any
         )
 
 
+def replay_files(engine: Engine, exception_ids: list[int], *, actor: str) -> set[Any]:
+    """835 files held for a crosswalk gap (unknown payer or payee) read again; their dates.
+
+    A file that now posts marks its exception replayed (its suspense clears when the date posts);
+    one that still does not stays open with one more attempt.
+    """
+    with session_scope(engine) as s:
+        held = [(e.id, e.record_key) for e in s.scalars(
+            select(ExceptionRecord).where(ExceptionRecord.id.in_(exception_ids), ExceptionRecord.record_type == "file",
+                                          ExceptionRecord.reason_code.in_(payer_remittance.REPLAYABLE_FILE_REASONS),
+                                          ExceptionRecord.status == "open"))]
+    dates: set[Any] = set()
+    for exception_id, record_key in held:
+        outcome = payer_remittance.reprocess_file(engine, record_key)
+        if outcome.get("status") != "accepted":
+            continue
+        with session_scope(engine) as s:
+            exceptions_repo.mark_replayed(s, exception_id, actor=actor,
+                                          note=f"835 read again: {outcome.get('transactions', 0)} transaction(s) post")
+            dates.update(s.scalars(
+                select(Remittance.business_date).join(InboundFile, InboundFile.id == Remittance.file_id)
+                .where(InboundFile.name == record_key.partition("|")[0], Remittance.status == "balanced")))
+    return dates
+
+
 def replay(
     engine: Engine, billing: BillingClient, erp: ErpClient, *, exception_ids: list[int], actor: str, mode: str = "summary"
 ) -> dict[str, Any]:
@@ -131,7 +156,7 @@ def replay(
     remapped = remap_charges(engine, exception_ids, actor=actor)
     keys = remapped["mapped"] + corrected["line_keys"]
     routed = route_charges(engine, billing, line_keys=keys) if keys else {"routed": 0}
-    dates = set(rejected_dates)
+    dates = set(rejected_dates) | replay_files(engine, exception_ids, actor=actor)
     if keys:
         with session_scope(engine) as s:
             dates.update(s.scalars(select(Charge.business_date).where(Charge.line_key.in_(keys))))

@@ -20,11 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -76,13 +78,42 @@ def safe_remote_path(remote_path: str, inbound_root: str = "/inbound") -> tuple[
     return payer, name
 
 
-def _interrupted(row: InboundFile) -> bool:
+#: File-level reasons a crosswalk fix can cure: replaying them reads the archived file again.
+REPLAYABLE_FILE_REASONS = ("UNKNOWN_PAYER", "UNKNOWN_FACILITY")
+
+
+def reprocess_file(engine: Engine, record_key: str, *, payer_folder: str = "default") -> dict[str, Any]:
+    """Read a held 835 again from its archive after its crosswalk was fixed (``exception_replay``).
+
+    ``record_key`` is the file exception's ``<name>|<sha12>``. What the first reading stored is
+    discarded and the file is processed as if it had just arrived, under its first business date,
+    so an unknown payer's cash finally posts (and its suspense clears with it).
+    """
+    name, _, sha12 = record_key.partition("|")
+    with session_scope(engine) as session:
+        row = session.scalars(select(InboundFile).where(InboundFile.source == "payer", InboundFile.name == name,
+                                                        InboundFile.sha256.startswith(sha12))).first()
+        if row is None or not row.archive_path or not Path(row.archive_path).exists():
+            return {"file": name, "status": "not_found"}
+        day = session.scalar(select(func.min(RemittanceRow.business_date)).where(RemittanceRow.file_id == row.id))
+        row.status = "processing"
+        row.received_at = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # stale at once: taken over below
+        archive = Path(row.archive_path)
+    with tempfile.TemporaryDirectory(prefix="carefabric_replay_") as tmp:
+        copy = Path(tmp) / name
+        shutil.copyfile(archive, copy)
+        return process_file(copy, engine, payer_folder=payer_folder, business_date=day or dt.date.today(),
+                            stale_after=0)
+
+
+def _interrupted(row: InboundFile, stale_after: float | None = None) -> bool:
     """A file left ``received``/``processing`` by an attempt that started long enough ago to be dead.
 
-    ``CAREFABRIC_STALE_FILE_SECONDS`` (default 900, longer than any one file takes) keeps a file
-    that another worker is still reading from being taken over.
+    ``stale_after`` seconds, else ``CAREFABRIC_STALE_FILE_SECONDS`` (default 900, longer than any
+    one file takes), keeps a file that another worker is still reading from being taken over.
     """
-    stale = dt.timedelta(seconds=float(os.environ.get("CAREFABRIC_STALE_FILE_SECONDS", "900")))
+    seconds = stale_after if stale_after is not None else float(os.environ.get("CAREFABRIC_STALE_FILE_SECONDS", "900"))
+    stale = dt.timedelta(seconds=seconds)
     started = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=dt.UTC)
     return row.status in ("received", "processing") and started <= utcnow() - stale
 
@@ -111,6 +142,7 @@ def process_file(
     payer_folder: str,
     business_date: dt.date,
     strictness: dict[str, str] | None = None,
+    stale_after: float | None = None,
 ) -> dict[str, Any]:
     """Validate, parse, balance, map and store one 835 file; returns counts (no PHI)."""
     sha, size = file_digest(path)
@@ -125,7 +157,7 @@ def process_file(
                     detail={"file": path.name, "first_file": row.name, "payer_folder": payer_folder},
                 )
                 return {"file": path.name, "status": "duplicate", "duplicate_of": row.name}
-            if not _interrupted(row):
+            if not _interrupted(row, stale_after):
                 return {"file": path.name, "status": "already_processed"}
             # An earlier attempt died part-way (worker killed, database connection lost): forget
             # what it stored and read the file again, rather than skip it for good.

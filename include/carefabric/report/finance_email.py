@@ -328,6 +328,12 @@ def _held_rows(held: Mapping[str, Any]) -> list[dict[str, Any]]:
          "cents": int(v.get("cents", 0)), "help": ""}
         for status, v in (held.get("remittances") or {}).items()
     ]
+    rows += [
+        {"what": "835 cash in suspense (2400 unapplied cash)", "reason": status,
+         "count": int(v.get("transactions", 0)), "cents": int(v.get("cents", 0)),
+         "help": "the bank received it; it clears when the 835 is fixed and applied"}
+        for status, v in (held.get("suspense") or {}).items()
+    ]
     return sorted(rows, key=lambda r: (-abs(r["cents"]), r["what"], r["reason"]))
 
 
