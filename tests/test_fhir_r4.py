@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import random
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ def sample(name: str) -> dict[str, Any]:
     return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
 
 
-def read(resources: list[Any], ctx: ReadContext | None = None, tmp: Path | None = None) -> list[FhirItem]:
+def read(resources: list[Any], ctx: ReadContext | None = None) -> list[FhirItem]:
     ctx = ctx or ReadContext()
     lines = [r if isinstance(r, str) else json.dumps(r) for r in resources]
     return [read_resource(line, number, ctx) for number, line in enumerate(lines, start=1)]
@@ -308,3 +310,38 @@ def test_a_bundle_is_read_entry_by_entry(tmp_path: Path) -> None:
     path.write_text(json.dumps(bundle), encoding="utf-8")
     items = list(iter_resources(path, ReadContext(config=FhirConfig(facility="F1"))))
     assert [(i.resource_type, bool(i.error)) for i in items] == [("Encounter", False), ("Coverage", False), ("Patient", False)]
+
+
+def test_a_payer_the_crosswalk_does_not_know_is_a_warning() -> None:
+    (item,) = read([sample("coverage-example.json")], ReadContext(payer_lookup={}.get))
+    assert item.coverage == {"payer_id": "2", "encounter_id": None, "erp_payer": None}
+    assert item.warnings == ["Coverage.payor has no payer crosswalk entry"] and item.error is None
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield from _paths(child, (*prefix, key))
+
+
+def test_mutated_specification_examples_never_raise() -> None:
+    """Seeded mutants: any element replaced by a value of the wrong shape is an error naming
+    the element (never the generic fallback, never an exception out of the reader)."""
+    rng = random.Random(9)
+    weird: list[Any] = ["x", 5, None, [], {}, ["x"], [1], {"a": 1}, True, [{"reference": 5}], [{"value": []}]]
+    for path in sorted(SAMPLES.glob("*.json")):
+        original = sample(path.name)
+        paths = list(_paths(original))[1:]
+        for _ in range(60):
+            mutant = copy.deepcopy(original)
+            for where in rng.sample(paths, min(len(paths), rng.randint(1, 3))):
+                node = mutant
+                try:
+                    for key in where[:-1]:
+                        node = node[key]
+                    node[where[-1]] = rng.choice(weird)
+                except (KeyError, IndexError, TypeError):
+                    continue
+            (item,) = read([mutant], f1())
+            assert item.error is None or "element shape not R4" not in item.error, item.error

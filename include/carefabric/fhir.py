@@ -251,6 +251,8 @@ def read_parsed(res: Any, line: str, line_number: int, ctx: ReadContext) -> Fhir
             item.charges, item.skipped_reason = read_charge(res, ctx)
         elif rtype == "Coverage":
             item.coverage = read_coverage(res, ctx)
+            if "erp_payer" in item.coverage and item.coverage["erp_payer"] is None:
+                item.warnings.append("Coverage.payor has no payer crosswalk entry")
         else:
             item.skipped_reason = f"resource type {rtype} is not routed"
     except FhirError as exc:
