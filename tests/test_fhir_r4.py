@@ -345,3 +345,11 @@ def test_mutated_specification_examples_never_raise() -> None:
                     continue
             (item,) = read([mutant], f1())
             assert item.error is None or "element shape not R4" not in item.error, item.error
+
+
+def test_source_settings_from_json_add_systems_and_set_the_facility() -> None:
+    config = FhirConfig.from_json(json.dumps({"visit_systems": [AMC_VISITS], "facility": "F3"}))
+    assert config.visit_systems == ("urn:carefabric:visit-number", AMC_VISITS) and config.facility == "F3"
+    assert FhirConfig.from_json(None) == FhirConfig()
+    with pytest.raises(ValueError, match="unknown setting"):
+        FhirConfig.from_json('{"visit_system": []}')

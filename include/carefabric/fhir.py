@@ -82,6 +82,21 @@ class FhirConfig:
     facility_extension: str = EXT_FACILITY
     unit_price_extension: str = EXT_UNIT_PRICE
 
+    @classmethod
+    def from_json(cls, text: str | None) -> FhirConfig:
+        """A source's settings as JSON (``CAREFABRIC_FHIR_CONFIG``): systems are added to the
+        defaults, ``facility`` and ``currency`` replace them; unknown keys are an error."""
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        base, values = cls(), {}
+        for key, value in raw.items():
+            if key not in cls.__dataclass_fields__:
+                raise ValueError(f"CAREFABRIC_FHIR_CONFIG: unknown setting {key!r}")
+            current = getattr(base, key)
+            values[key] = (*current, *value) if isinstance(current, tuple) else value
+        return cls(**values)
+
 
 @dataclass(slots=True)
 class FhirItem:

@@ -3,11 +3,14 @@
 A bulk export writes one file per resource type, so a ChargeItem's ``context`` may name an
 Encounter read from another file, and an ``entered-in-error`` ChargeItem reverses a charge
 stored on an earlier day: both are found in the store here. Prices come from the CDM crosswalk
-(``price_cents``), payers from the payer crosswalk.
+(``price_cents``), payers from the payer crosswalk. The source's own identifier systems and
+default facility come from ``CAREFABRIC_FHIR_CONFIG`` (JSON, see ``FhirConfig.from_json``), e.g.
+``{"visit_systems": ["http://ehr.example/visits"], "facility": "F1"}``.
 """
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -22,7 +25,7 @@ from carefabric.store.models import Encounter as EncounterRow
 
 
 def read_context(engine: Engine, cw: Crosswalks, config: FhirConfig | None = None) -> ReadContext:
-    config = config or FhirConfig()
+    config = config or FhirConfig.from_json(os.environ.get("CAREFABRIC_FHIR_CONFIG"))
 
     def price(code: str) -> int | None:
         entry = cw.cdm_entry(code)
