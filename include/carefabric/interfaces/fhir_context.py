@@ -41,8 +41,11 @@ def read_context(engine: Engine, cw: Crosswalks, config: FhirConfig | None = Non
         return (row[0], row[1]) if row else None
 
     def charge(line_key: str) -> Charge | None:
+        # only a charge that went somewhere (mapped, routed) is reversed, as corrections.py does: a
+        # credit for a held line would post revenue down while the charge itself never posted
         with session_scope(engine) as s:
-            row = s.scalars(select(ChargeRow).where(ChargeRow.line_key == line_key)).first()
+            row = s.scalars(select(ChargeRow).where(ChargeRow.line_key == line_key,
+                                                    ChargeRow.status.in_(("mapped", "routed")))).first()
             return _charge_of(row) if row is not None else None
 
     return ReadContext(config=config, price_lookup=price, encounter_lookup=encounter, charge_lookup=charge,
