@@ -215,3 +215,16 @@ def ingest_day(engine: Engine, day_dir: Path, billing_url: str, *, day: dt.date 
     for path in sorted((day_dir / "sftp").glob("*/*.835")):
         payer_remittance.process_file(path, engine, payer_folder=path.parent.name, business_date=day)
     return int(ehr_ingest.route_charges(engine, billing_client(billing_url))["routed"])
+
+
+def reset_peers(servers: Any, day_dir: Path, *, deduplicate: bool = True,
+                extra_accounts: list[dict[str, Any]] | None = None) -> Any:
+    """Both HTTP peers emptied, the ERP loaded with the day's master data (plus any accounts a
+    test's chart needs) and its external-id de-duplication as asked."""
+    for url in (servers.billing_url, servers.erp_url):
+        admin(url, "reset")
+    master = erp_master(day_dir)
+    admin(servers.erp_url, "load", {**master, "gl_accounts": [*master["gl_accounts"], *(extra_accounts or [])]})
+    if not deduplicate:
+        assert admin(servers.erp_url, "settings", {"deduplicate": False})["settings"]["deduplicate"] is False
+    return servers

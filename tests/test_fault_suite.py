@@ -55,11 +55,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers
 @pytest.fixture
 def peers(sandbox: SandboxServers, day_dir: Path) -> SandboxServers:
     """Emptied peers, the ERP loaded with the day's master data and its de-duplication off."""
-    for url in (sandbox.billing_url, sandbox.erp_url):
-        scenario.admin(url, "reset")
-    scenario.admin(sandbox.erp_url, "load", scenario.erp_master(day_dir))
-    assert scenario.admin(sandbox.erp_url, "settings", {"deduplicate": False})["settings"]["deduplicate"] is False
-    return sandbox
+    return scenario.reset_peers(sandbox, day_dir, deduplicate=False)
 
 
 @pytest.fixture

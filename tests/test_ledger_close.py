@@ -44,9 +44,7 @@ def posted(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_
            sandbox: SandboxServers) -> Iterator[tuple[Engine, SandboxServers]]:
     """A store and an ERP after the day was ingested and posted."""
     monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    for url in (sandbox.billing_url, sandbox.erp_url):
-        scenario.admin(url, "reset")
-    scenario.admin(sandbox.erp_url, "load", scenario.erp_master(day_dir))
+    scenario.reset_peers(sandbox, day_dir)
     with scenario.migrated_store(store_url) as engine:
         scenario.seed_store(engine, day_dir)
         scenario.ingest_day(engine, day_dir, sandbox.billing_url)

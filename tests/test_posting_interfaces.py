@@ -48,10 +48,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers
 @pytest.fixture
 def peers(sandbox: SandboxServers, day_dir: Path) -> SandboxServers:
     """Both HTTP peers emptied, the ERP loaded with the day's master data (``/_sandbox/load``)."""
-    for url in (sandbox.billing_url, sandbox.erp_url):
-        scenario.admin(url, "reset")
-    scenario.admin(sandbox.erp_url, "load", scenario.erp_master(day_dir))
-    return sandbox
+    return scenario.reset_peers(sandbox, day_dir)
 
 
 @pytest.fixture

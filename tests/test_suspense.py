@@ -50,10 +50,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers
 def engine(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_dir: Path,
            sandbox: SandboxServers) -> Iterator[Engine]:
     monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    for url in (sandbox.billing_url, sandbox.erp_url):
-        scenario.admin(url, "reset")
-    master = scenario.erp_master(day_dir)
-    scenario.admin(sandbox.erp_url, "load", {**master, "gl_accounts": [*master["gl_accounts"], *EXTRA_ACCOUNTS]})
+    scenario.reset_peers(sandbox, day_dir, extra_accounts=list(EXTRA_ACCOUNTS))
     with scenario.migrated_store(store_url) as eng:
         scenario.seed_store(eng, day_dir)
         scenario.ingest_day(eng, day_dir, sandbox.billing_url)

@@ -95,17 +95,21 @@ def fetch_statements(
 
 def _archive_remote(sftp: SftpClient, remote: str, archive: str, name: str) -> None:
     """Move the original into the server's archive; a name archived before keeps both copies."""
-    try:
-        sftp.stat(archive)
-    except OSError:
+    if not _exists(sftp, archive):
         sftp.mkdir(archive)
     target = f"{archive}/{name}"
-    try:
-        sftp.stat(target)
+    if _exists(sftp, target):
         target = f"{archive}/{utcnow():%Y%m%d%H%M%S%f}_{name}"
-    except OSError:
-        pass
     sftp.rename(remote, target)
+
+
+def _exists(sftp: SftpClient, path: str) -> bool:
+    """Whether the server has ``path`` (SFTP answers a missing one with an OSError)."""
+    try:
+        sftp.stat(path)
+    except OSError:
+        return False
+    return True
 
 
 def process_statement(path: Path, engine: Engine, *, business_date: dt.date) -> dict[str, Any]:
