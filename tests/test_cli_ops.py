@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pwd
 import re
 import subprocess
 import sys
@@ -20,6 +22,9 @@ from sqlalchemy import select
 from carefabric.cli import main
 from carefabric.store.db import get_engine, head_revision, session_scope
 from carefabric.store.models import AuditLog, CrosswalkHistory, ExceptionRecord
+
+#: The actor of every CLI change: the OS account running it (as the kernel says, not $USER).
+ME = f"cli:{pwd.getpwuid(os.geteuid()).pw_name}"
 
 BUSINESS_DATE = dt.date(2026, 11, 23)
 
@@ -76,7 +81,7 @@ def load_day(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     from carefabric.store.bulk import upsert
 
     assert run(capsys, "db", "upgrade")[0] == 0
-    assert run(capsys, "crosswalk", "import", str(env["scenario"] / "crosswalks"), "--actor", "seed")[0] == 0
+    assert run(capsys, "crosswalk", "import", str(env["scenario"] / "crosswalks"))[0] == 0
     engine = get_engine(env["url"])
     try:
         master = json.loads((env["scenario"] / "erp_master.json").read_text())
@@ -111,11 +116,14 @@ def test_unmigrated_store_is_one_line(env: dict[str, Any], capsys: pytest.Captur
     one_line_error(capsys, "health")
 
 
-def test_crosswalk_import_set_show(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_crosswalk_import_set_show(env: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("USER", "LOGNAME", "USERNAME"):  # anyone can set these: the actor ignores them
+        monkeypatch.setenv(variable, "mallory")
     run(capsys, "db", "upgrade")
-    code, out, err = run(capsys, "crosswalk", "import", str(env["scenario"] / "crosswalks"), "--actor", "ops")
+    code, out, err = run(capsys, "crosswalk", "import", str(env["scenario"] / "crosswalks"))
     body = json.loads(out)
-    assert code == 0 and err == "" and body["imported"]["cdm"]["created"] > 0 and body["actor"] == "ops"
+    assert code == 0 and err == "" and body["imported"]["cdm"]["created"] > 0 and body["actor"] == ME
     assert len(audit_rows(env["url"], "crosswalk.import")) == 4
     code, out, _ = run(capsys, "crosswalk", "import", str(env["scenario"] / "crosswalks"))
     assert code == 0 and json.loads(out)["imported"]["cdm"]["created"] == 0  # same files: nothing new
@@ -130,22 +138,23 @@ def test_crosswalk_import_set_show(env: dict[str, Any], capsys: pytest.CaptureFi
     assert "revenue_account" in one_line_error(capsys, "crosswalk", "import", str(bad))
 
     code, out, _ = run(capsys, "crosswalk", "set", "cdm", "CDM2099", "--revenue-account", "4010",
-                       "--procedure-code", "83036", "--description", "HEMOGLOBIN A1C", "--actor", "alice")
+                       "--procedure-code", "83036", "--description", "HEMOGLOBIN A1C")
     row = json.loads(out)
-    assert code == 0 and row["cdm_code"] == "CDM2099" and row["version"] == 1 and row["changed_by"] == "alice"
-    code, out, _ = run(capsys, "crosswalk", "set", "cdm", "CDM2099", "--revenue-account", "4020", "--actor", "bob")
+    assert code == 0 and row["cdm_code"] == "CDM2099" and row["version"] == 1 and row["changed_by"] == ME
+    code, out, _ = run(capsys, "crosswalk", "set", "cdm", "CDM2099", "--revenue-account", "4020")
     row = json.loads(out)
     assert row["version"] == 2 and row["revenue_account"] == "4020" and row["procedure_code"] == "83036"
     sets = audit_rows(env["url"], "crosswalk.set")
-    assert [(a.actor, a.target) for a in sets] == [("alice", "crosswalk:cdm:CDM2099"), ("bob", "crosswalk:cdm:CDM2099")]
+    assert [(a.actor, a.target) for a in sets] == [(ME, "crosswalk:cdm:CDM2099")] * 2
     engine = get_engine(env["url"])
     with session_scope(engine) as s:
         versions = list(s.scalars(select(CrosswalkHistory.version).where(CrosswalkHistory.key == "CDM2099")))
     engine.dispose()
     assert versions == [1, 2]
 
-    usage_error(capsys, "crosswalk", "set", "cdm", "CDM1", "--revenue-account", "4010")  # no --actor
-    usage_error(capsys, "crosswalk", "set", "cdm", "CDM1", "--actor", "x")  # no account
+    # The actor is the OS account, never a typed name.
+    usage_error(capsys, "crosswalk", "set", "cdm", "CDM1", "--revenue-account", "4010", "--actor", "mallory")
+    usage_error(capsys, "crosswalk", "set", "cdm", "CDM1")  # no account
     usage_error(capsys, "crosswalk", "show", "nope")
 
     code, out, _ = run(capsys, "crosswalk", "show", "cdm")
@@ -154,19 +163,17 @@ def test_crosswalk_import_set_show(env: dict[str, Any], capsys: pytest.CaptureFi
     code, out, _ = run(capsys, "crosswalk", "show")
     assert code == 0 and set(json.loads(out)) == {"departments", "cdm", "payers", "facilities"}
 
-    code, out, _ = run(capsys, "crosswalk", "set", "department", "F2", "PHARM", "--cost-center", "CC-F2-PHARM",
-                       "--actor", "carol")
+    code, out, _ = run(capsys, "crosswalk", "set", "department", "F2", "PHARM", "--cost-center", "CC-F2-PHARM")
     assert code == 0 and json.loads(out)["cost_center"] == "CC-F2-PHARM"
-    code, out, _ = run(capsys, "crosswalk", "set", "payer", "1999451001", "--erp-payer", "PAYER-ACME", "--actor", "carol")
+    code, out, _ = run(capsys, "crosswalk", "set", "payer", "1999451001", "--erp-payer", "PAYER-ACME")
     assert code == 0 and json.loads(out)["erp_payer_id"] == "PAYER-ACME"
 
 
 def test_crosswalk_set_checks_the_erp_master(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     load_day(env, capsys)
-    err = one_line_error(capsys, "crosswalk", "set", "cdm", "CDM2099", "--revenue-account", "9999", "--actor", "a")
+    err = one_line_error(capsys, "crosswalk", "set", "cdm", "CDM2099", "--revenue-account", "9999")
     assert err == "carefabric: cdm CDM2099: revenue account 9999 is not in the ERP master data\n"
-    err = one_line_error(capsys, "crosswalk", "set", "department", "F2", "PHARM", "--cost-center", "CC-F2-PHARM-OLD",
-                         "--actor", "a")
+    err = one_line_error(capsys, "crosswalk", "set", "department", "F2", "PHARM", "--cost-center", "CC-F2-PHARM-OLD")
     assert "inactive" in err
     assert audit_rows(env["url"], "crosswalk.set") == []
 
@@ -197,32 +204,32 @@ def test_exceptions_list_show_discard_resolve(env: dict[str, Any], capsys: pytes
     usage_error(capsys, "exceptions", "show", "abc")
 
     parse = next(e for e in body["items"] if e["reason_code"] == "HL7_PARSE_ERROR")
-    usage_error(capsys, "exceptions", "discard", str(parse["id"]), "--actor", "ann")  # --note is required
-    err = one_line_error(capsys, "exceptions", "discard", str(parse["id"]), "--note", " ", "--actor", "ann")
+    usage_error(capsys, "exceptions", "discard", str(parse["id"]))  # --note is required
+    err = one_line_error(capsys, "exceptions", "discard", str(parse["id"]), "--note", " ")
     assert "needs a note" in err
-    code, out, _ = run(capsys, "exceptions", "discard", str(parse["id"]), "--note", "sender fixed MSH", "--actor", "ann")
+    code, out, _ = run(capsys, "exceptions", "discard", str(parse["id"]), "--note", "sender fixed MSH")
     body = json.loads(out)
-    assert code == 0 and body["status"] == "discarded" and body["events"][-1]["actor"] == "ann"
+    assert code == 0 and body["status"] == "discarded" and body["events"][-1]["actor"] == ME
     (entry,) = audit_rows(env["url"], "exception.discard")
-    assert entry.actor == "ann" and entry.detail == {"exception_id": parse["id"], "note": "sender fixed MSH"}
-    assert "only open" in one_line_error(capsys, "exceptions", "discard", str(parse["id"]), "--note", "x", "--actor", "ann")
+    assert entry.actor == ME and entry.detail == {"exception_id": parse["id"], "note": "sender fixed MSH"}
+    assert "only open" in one_line_error(capsys, "exceptions", "discard", str(parse["id"]), "--note", "x")
 
     held = next(e for e in json.loads(run(capsys, "exceptions", "list")[1])["items"]
                 if e["reason_code"] == "INACTIVE_COST_CENTER")
-    code, out, _ = run(capsys, "exceptions", "resolve", str(held["id"]), "--actor", "ben")
+    code, out, _ = run(capsys, "exceptions", "resolve", str(held["id"]))
     assert code == 0 and json.loads(out)["status"] == "resolved"
-    assert [a.actor for a in audit_rows(env["url"], "exception.resolve")] == ["ben"]
-    usage_error(capsys, "exceptions", "resolve", str(held["id"]))  # --actor is required
+    assert [a.actor for a in audit_rows(env["url"], "exception.resolve")] == [ME]
+    usage_error(capsys, "exceptions", "resolve", str(held["id"]), "--actor", "ben")  # no typed actor
 
     code, out, _ = run(capsys, "exceptions", "list", "--status", "all")
     statuses = {e["id"]: e["status"] for e in json.loads(out)["items"]}
     assert statuses[parse["id"]] == "discarded" and statuses[held["id"]] == "resolved"
 
-    code, out, _ = run(capsys, "exceptions", "replay", str(cdm["id"]), "--actor", "cy")
+    code, out, _ = run(capsys, "exceptions", "replay", str(cdm["id"]))
     replay = json.loads(out)
     assert code == 0 and replay["mode"] == "dag" and replay["still_held"] == {"UNKNOWN_CDM": [cdm["id"]]}
     assert replay["command"].startswith("airflow dags trigger exception_replay --conf ")
-    assert "name exception ids" in one_line_error(capsys, "exceptions", "replay", "--actor", "cy")
+    assert "name exception ids" in one_line_error(capsys, "exceptions", "replay")
     engine = get_engine(env["url"])
     with session_scope(engine) as s:
         assert s.get(ExceptionRecord, cdm["id"]).status == "open"  # the CLI never half-replays

@@ -19,15 +19,21 @@ store under ``data/``), JSON on stdout, the same views as the web console
 (``carefabric.console``):
 
     carefabric db upgrade | db current
-    carefabric crosswalk import DIR [--actor A]
+    carefabric crosswalk import DIR
     carefabric crosswalk set cdm CODE --revenue-account A [--erp-item I] [--procedure-code P]
-                                      [--description D] --actor NAME
-    carefabric crosswalk set department FACILITY DEPT --cost-center CC --actor NAME
-    carefabric crosswalk set payer X12_ID --erp-payer P --actor NAME
+                                      [--description D]
+    carefabric crosswalk set department FACILITY DEPT --cost-center CC
+    carefabric crosswalk set payer X12_ID --erp-payer P
     carefabric crosswalk show [TABLE]
     carefabric exceptions list [--status S|all] [--interface I] [--reason R] [--kind K] [--limit N]
-    carefabric exceptions show ID | discard ID --note N --actor A | resolve ID --actor A [--note N]
-    carefabric exceptions replay (ID... | --reason R | --interface I) --actor A
+    carefabric exceptions show ID | discard ID --note N | resolve ID [--note N]
+    carefabric exceptions replay (ID... | --reason R | --interface I)
+
+Who did it: every change is audited under ``cli:<account>``, the operating-system account of the
+process's effective uid (``_actor``). There is no ``--actor``: a name typed on the command line,
+or read from ``$USER``, is whatever the caller wants it to be; the uid is the kernel's answer, and
+whoever can act as another account can also open the store as it. The ``cli:`` prefix keeps
+these apart from Airflow logins, which the console audits under the bare login name.
     carefabric trace KEY
     carefabric health [--day YYYY-MM-DD]
 
@@ -296,7 +302,7 @@ def _crosswalk_import(engine: Any, args: argparse.Namespace, out: TextIO) -> int
     args.target = str(folder)
     if not folder.is_dir():
         raise CliError(str(folder), "no such directory" if not folder.exists() else "not a directory")
-    actor = _actor(args.actor)
+    actor = _actor()
     try:
         with _session(engine) as s:
             result = import_csv_dir(s, folder, actor)
@@ -308,19 +314,22 @@ def _crosswalk_import(engine: Any, args: argparse.Namespace, out: TextIO) -> int
     return 0
 
 
-def _actor(value: str | None) -> str:
-    from carefabric.console.actions import ActionError, clean_actor
+def _actor() -> str:
+    """``cli:<account>`` of the effective uid (see the module docstring: never a typed name)."""
+    import pwd
 
+    uid = os.geteuid()
     try:
-        return clean_actor(value, default="cli")
-    except ActionError as exc:
-        raise CliError("--actor", str(exc)) from None
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (containers run with --user 1234)
+        name = f"uid{uid}"
+    return f"cli:{name}"
 
 
 def _crosswalk_set(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
     from carefabric.console import actions
 
-    actor = _actor(args.actor)
+    actor = _actor()
     with _session(engine) as s:
         if args.table == "cdm":
             args.target = f"cdm {args.code}"
@@ -375,7 +384,7 @@ def _exceptions_discard(engine: Any, args: argparse.Namespace, out: TextIO) -> i
     from carefabric.console import actions
 
     args.target = f"exception {args.id}"
-    actor = _actor(args.actor)
+    actor = _actor()
     with _session(engine) as s:
         _print_json(out, actions.discard(s, args.id, actor=actor, note=args.note))
     return 0
@@ -385,7 +394,7 @@ def _exceptions_resolve(engine: Any, args: argparse.Namespace, out: TextIO) -> i
     from carefabric.console import actions
 
     args.target = f"exception {args.id}"
-    actor = _actor(args.actor)
+    actor = _actor()
     with _session(engine) as s:
         _print_json(out, actions.resolve(s, args.id, actor=actor, note=args.note))
     return 0
@@ -396,7 +405,7 @@ def _exceptions_replay(engine: Any, args: argparse.Namespace, out: TextIO) -> in
     from carefabric.console import actions
 
     args.target = "replay"
-    actor = _actor(args.actor)
+    actor = _actor()
     _print_json(out, actions.replay(engine, exception_ids=args.ids or None, reason_code=args.reason,
                                     interface=args.interface, actor=actor))
     return 0
@@ -457,7 +466,6 @@ def _add_store_commands(sub: Any) -> None:
     )
     p = cw.add_parser("import", help="load departments/cdm/payers/facilities CSV files from DIR")
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--actor", default="cli", help="who imports (audit log); default cli")
     p.set_defaults(handler=_with_store(_crosswalk_import))
     setp = cw.add_parser("set", help="add or change one mapping (versioned, audited)").add_subparsers(
         dest="table", metavar="TABLE", required=True
@@ -468,18 +476,15 @@ def _add_store_commands(sub: Any) -> None:
     p.add_argument("--erp-item")
     p.add_argument("--procedure-code")
     p.add_argument("--description")
-    p.add_argument("--actor", required=True)
     p.set_defaults(handler=_with_store(_crosswalk_set))
     p = setp.add_parser("department", help="(facility, department) -> cost center")
     p.add_argument("facility", metavar="FACILITY")
     p.add_argument("department", metavar="DEPARTMENT")
     p.add_argument("--cost-center", required=True)
-    p.add_argument("--actor", required=True)
     p.set_defaults(handler=_with_store(_crosswalk_set))
     p = setp.add_parser("payer", help="X12 payer id -> ERP payer id")
     p.add_argument("x12_payer_id", metavar="X12_PAYER_ID")
     p.add_argument("--erp-payer", required=True)
-    p.add_argument("--actor", required=True)
     p.set_defaults(handler=_with_store(_crosswalk_set))
     p = cw.add_parser("show", help="print a crosswalk (or all) with versions")
     p.add_argument("table", metavar="TABLE", nargs="?", choices=list(SPECS))
@@ -501,18 +506,15 @@ def _add_store_commands(sub: Any) -> None:
     p = ex.add_parser("discard", help="discard an open exception (note required; audited)")
     p.add_argument("id", metavar="ID", type=_positive)
     p.add_argument("--note", required=True)
-    p.add_argument("--actor", required=True)
     p.set_defaults(handler=_with_store(_exceptions_discard))
     p = ex.add_parser("resolve", help="mark an open exception resolved (audited)")
     p.add_argument("id", metavar="ID", type=_positive)
     p.add_argument("--note")
-    p.add_argument("--actor", required=True)
     p.set_defaults(handler=_with_store(_exceptions_resolve))
     p = ex.add_parser("replay", help="check which would map now and print the exception_replay DAG command")
     p.add_argument("ids", metavar="ID", type=_positive, nargs="*")
     p.add_argument("--reason")
     p.add_argument("--interface")
-    p.add_argument("--actor", required=True)
     p.set_defaults(handler=_with_store(_exceptions_replay))
 
     p = sub.add_parser("trace", help="a record's path: file, message, charges, exceptions, postings, reconciliation")

@@ -137,7 +137,7 @@ def replay(
         "mode": "dag", "exception_ids": replayable, "not_replayable": skipped,
         "would_map": would_map, "still_held": still_held, "not_charge_exceptions": not_charges,
         "message": "replay maps, routes to billing and posts to the ERP: it runs in the exception_replay DAG.",
-        "command": replay_command(replayable, None, None, actor),
+        "command": replay_command(replayable),
     }
 
 

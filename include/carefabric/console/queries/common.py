@@ -68,9 +68,11 @@ def replay_command(
     exception_ids: Sequence[int] | None = None,
     reason_code: str | None = None,
     interface: str | None = None,
-    actor: str = "operator",
 ) -> str:
-    """The ``airflow dags trigger`` command that replays these exceptions through the DAG."""
+    """The ``airflow dags trigger`` command that replays these exceptions through the DAG.
+
+    No actor in the conf: Airflow records who triggers (``airflow dags trigger`` names the OS
+    user, the REST API the login) and the DAG audits the replay under that name."""
     import json
 
     conf: dict[str, Any] = {}
@@ -80,7 +82,6 @@ def replay_command(
         conf["reason_code"] = reason_code
     if interface:
         conf["interface"] = interface
-    conf["actor"] = actor
     text = json.dumps(conf, separators=(",", ":")).replace("'", "'\\''")
     return f"airflow dags trigger {REPLAY_DAG} --conf '{text}'"
 
