@@ -13,7 +13,8 @@ import datetime as dt
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, default_args, engine
+from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, business_date, default_args, engine
+from carefabric_airflow.data_assets import BILLING
 
 INTERFACE = "billing_sync"
 
@@ -52,7 +53,7 @@ def billing_sync() -> None:
 
         return sync_accepted_charges(engine(), billing_client(), business_date(get_current_context()))
 
-    @task(outlets=[assets()["billing"]])
+    @task(outlets=[BILLING])
     def match_remittances(pulled: dict, charges: int) -> dict:
         from carefabric.interfaces.billing_sync import match_remittance_claims
 

@@ -2,7 +2,13 @@
 billing, 835s, the bank and the ERP's own ledger (read back through its API), stored item by
 item, and an HTML report emailed to finance.
 
-Runs at 05:00 UTC for the previous business date. Billing's accepted charges are re-read first
+Data-aware: runs when ``erp_posting`` updates the ``POSTINGS`` asset (business date from the
+event's extra), or at 05:00 for the previous business date if postings never announced
+themselves, whichever comes first; the later run finds the day closed (no posting since the last
+reconciliation) and emails nothing twice. Deadline Alerts (``carefabric_airflow.deadlines``):
+the email must be out by ``CAREFABRIC_CLOSE_DEADLINE`` local time (06:00) and any run must finish
+within an hour; a miss opens a ``DEADLINE_MISSED`` exception and notifies finance, and a close
+that finishes late resolves it. A finished close updates the ``RECONCILIATION`` asset. Billing's accepted charges are re-read first
 so the check compares against billing as it stands. The email goes through the ``finance_smtp``
 connection with the unmatched items attached as CSV (no PHI). The logic is in
 ``carefabric.interfaces.claims_reconciliation``.
@@ -11,7 +17,7 @@ connection with the unmatched items attached as CSV (no PHI). The logic is in
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from carefabric_airflow import (
     DAGRUN_TIMEOUT,
@@ -22,6 +28,8 @@ from carefabric_airflow import (
     erp_client,
     variable,
 )
+from carefabric_airflow.data_assets import RECONCILIATION, announce, reconciliation_schedule
+from carefabric_airflow.deadlines import close_deadlines
 
 INTERFACE = "claims_reconciliation"
 
@@ -31,15 +39,29 @@ INTERFACE = "claims_reconciliation"
     doc_md=__doc__,
     dagrun_timeout=DAGRUN_TIMEOUT,
     description="Nightly claims-to-ledger reconciliation and the finance data-quality email",
-    schedule=CronDataIntervalTimetable("0 5 * * *", timezone="UTC"),
+    schedule=reconciliation_schedule(),
+    deadline=close_deadlines(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(INTERFACE),
-    params={"business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: interval start")},
+    params={"business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the asset event's date, else interval start")},
     tags=["carefabric", "reconciliation", "finance", "report"],
 )
 def claims_reconciliation() -> None:
+    @task.short_circuit
+    def day_not_closed_yet() -> bool:
+        """The later of the asset-triggered and the fallback close finds the day closed: nothing to send.
+
+        A manual run (an operator, ``make demo``) always closes again.
+        """
+        from carefabric.nightly_close import day_closed
+
+        context = get_current_context()
+        if context["dag_run"].run_type == "manual":
+            return True
+        return not day_closed(engine(), business_date(context))
+
     @task(pool="billing_api")
     def refresh_billing_charges() -> int:
         from carefabric.interfaces.billing_sync import sync_accepted_charges
@@ -92,7 +114,21 @@ def claims_reconciliation() -> None:
         )
         return f"{report.subject} ({message_id})"
 
-    email_finance(reconcile(refresh_billing_charges()))
+    @task(outlets=[RECONCILIATION])
+    def close_day(sent: object) -> dict:
+        """The close is done: a deadline missed tonight is resolved (late, not lost); consumers learn of it."""
+        from carefabric.nightly_close import resolve_deadline_misses
+
+        context = get_current_context()
+        day = business_date(context)
+        summary = {"email": str(sent)[:200], "deadline_misses_resolved": resolve_deadline_misses(engine(), day)}
+        announce(context, RECONCILIATION, day, summary)
+        return summary
+
+    guard = day_not_closed_yet()
+    refreshed = refresh_billing_charges()
+    guard >> refreshed
+    close_day(email_finance(reconcile(refreshed)))
 
 
 claims_reconciliation()

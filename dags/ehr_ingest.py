@@ -1,9 +1,12 @@
 """EHR ingest: HL7 v2 batches and FHIR R4 NDJSON from the EHR's landing folder to billing.
 
-A sensor waits for new extract files (the schedule is the fallback that wakes it every 15
-minutes); each file is ingested by its own mapped task (register, archive, parse, keep raw
+Every 5 minutes a run takes the extract files waiting in the landing folder (a manual run may
+wait for files with ``wait_for_files``; a scheduled one never sleeps in its sensor, so a manual
+trigger never queues behind it); each file is ingested by its own mapped task (register, archive, parse, keep raw
 messages, validate with GX, map through the crosswalks, open exceptions); then mapped charges
-go to billing with one idempotency key per line. The logic is in
+go to billing with one idempotency key per line. A run that ingested files updates the
+``CHARGES`` asset with the business date and counts in the event's extra (``erp_posting`` waits
+for it); one that found nothing emits no event. The logic is in
 ``carefabric.interfaces.ehr_ingest``.
 """
 
@@ -14,7 +17,8 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, PokeReturnValue, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, default_args, engine
+from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, business_date, default_args, engine
+from carefabric_airflow.data_assets import CHARGES, announce
 
 INTERFACE = "ehr_ingest"
 
@@ -24,14 +28,14 @@ INTERFACE = "ehr_ingest"
     doc_md=__doc__,
     dagrun_timeout=DAGRUN_TIMEOUT,
     description="EHR extracts (HL7 v2, FHIR) to canonical records and billing charges",
-    schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
+    schedule=CronTriggerTimetable("*/5 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(INTERFACE),
     params={
         "business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: run date"),
-        "wait_for_files": Param(True, type="boolean", description="false: take whatever is there now"),
+        "wait_for_files": Param(False, type="boolean", description="true: wait up to 14 min for files (false: take what is there now)"),
         "include_processed": Param(False, type="boolean", description="re-read files already processed (a rerun posts nothing twice)"),
     },
     tags=["carefabric", "ehr", "hl7", "fhir", "ingest"],
@@ -53,12 +57,14 @@ def ehr_ingest() -> None:
         return ingest_file(Path(path), engine(), business_date=business_date(get_current_context()))
 
     # all_done: a file that failed must not keep the other files' charges from billing.
-    @task(pool="billing_api", outlets=[assets()["charges"]], trigger_rule="all_done")
+    @task(pool="billing_api", outlets=[CHARGES], trigger_rule="all_done")
     def route_to_billing(results: list[dict]) -> dict:
         from carefabric.interfaces.ehr_ingest import route_charges
 
         routed = route_charges(engine(), billing_client())
-        return {"files": len(results), **routed}
+        summary = {"files": len(results), **routed}
+        announce(get_current_context(), CHARGES, business_date(get_current_context()), summary, require="files")
+        return summary
 
     route_to_billing(ingest.expand(path=wait_for_extracts()))
 

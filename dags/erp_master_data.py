@@ -12,7 +12,8 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, assets, default_args, engine, erp_client
+from carefabric_airflow import DAGRUN_TIMEOUT, default_args, engine, erp_client
+from carefabric_airflow.data_assets import MASTER_DATA
 
 INTERFACE = "erp_master_data"
 
@@ -30,7 +31,7 @@ INTERFACE = "erp_master_data"
     tags=["carefabric", "erp", "master-data", "crosswalks"],
 )
 def erp_master_data() -> None:
-    @task(pool="erp_api", outlets=[assets()["master_data"]])
+    @task(pool="erp_api", outlets=[MASTER_DATA])
     def replicate() -> dict:
         from carefabric.interfaces.erp_master_data import replicate as replicate_lists
 

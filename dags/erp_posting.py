@@ -1,8 +1,12 @@
 """ERP posting: the day's balanced journals (charges, supplies, remittances), inventory movements
 and cash receipts, each posted exactly once through carefabric's outbox.
 
-Daily at 03:00 UTC for the previous business date, after ingest and remittance. Summary or
-detail posting follows the ``carefabric_posting_mode`` variable.
+Data-aware: runs when the day's ``CHARGES`` (ehr_ingest) and ``REMITTANCES`` (payer_remittance)
+assets are both updated, or at the 03:00 cut-off for the previous business date, whichever comes
+first (``AssetOrTimeSchedule``, ``carefabric_airflow.data_assets``). An asset-triggered run takes
+its business date from the events' extra. The later of the two runs posts nothing twice (the
+outbox) and, having sent nothing, emits no ``POSTINGS`` event. Summary or detail posting follows
+the ``carefabric_posting_mode`` variable.
 
 1. ``build_documents`` stores every document the date still needs (exact payload, records).
 2. ``send_documents`` claims and sends them; one whose answer was lost is looked up in the ERP
@@ -17,17 +21,17 @@ The logic is in ``carefabric.interfaces.erp_posting`` and ``carefabric.store.out
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from carefabric_airflow import (
     DAGRUN_TIMEOUT,
-    assets,
     business_date,
     default_args,
     engine,
     erp_client,
     variable,
 )
+from carefabric_airflow.data_assets import POSTINGS, announce, posting_schedule
 
 INTERFACE = "erp_posting"
 
@@ -37,12 +41,12 @@ INTERFACE = "erp_posting"
     doc_md=__doc__,
     dagrun_timeout=DAGRUN_TIMEOUT,
     description="Balanced, idempotent journals, inventory movements and cash receipts to the ERP",
-    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    schedule=posting_schedule(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(INTERFACE, retries=4),
-    params={"business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: interval start")},
+    params={"business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the asset events' date, else interval start")},
     tags=["carefabric", "erp", "gl", "posting"],
 )
 def erp_posting() -> None:
@@ -69,12 +73,15 @@ def erp_posting() -> None:
             raise TransientError(f"{len(left)} document(s) of {day} not confirmed by the ERP yet")
         return {"sent": len(outcomes), "outcomes": sorted(set(outcomes.values()))}
 
-    @task(outlets=[assets()["postings"]])
-    def settle_and_judge(_: dict) -> dict:
+    @task(outlets=[POSTINGS])
+    def settle_and_judge(sent: dict) -> dict:
         """Rejected or unsent documents fail the run here, after the rest of the day posted."""
         from carefabric.interfaces.erp_posting import settle_day
 
-        return settle_day(engine(), business_date(get_current_context()))
+        day = business_date(get_current_context())
+        summary = {**settle_day(engine(), day), "sent": sent["sent"]}
+        announce(get_current_context(), POSTINGS, day, summary, require="sent")
+        return summary
 
     settle_and_judge(send_documents(build_documents()))
 

@@ -155,25 +155,24 @@ def json_variable(name: str, default: dict[str, Any]) -> dict[str, Any]:
 
 
 def business_date(context: Any) -> dt.date:
-    """The business date a run works on: ``params.business_date`` if given, else the data
+    """The business date a run works on: ``params.business_date`` if given, else the date the
+    triggering asset events carry (asset-triggered runs have no interval), else the data
     interval's start (a nightly run at 02:00 closes the previous day)."""
     value = (context.get("params") or {}).get("business_date")
     if value:
         return dt.date.fromisoformat(str(value))
+    from carefabric_airflow.data_assets import business_date_from_events
+
+    if (from_events := business_date_from_events(context)) is not None:  # asset-triggered run
+        return from_events
     start = context.get("data_interval_start") or context.get("logical_date")
     if start is None:
         return dt.date.today() - dt.timedelta(days=1)
     return start.date()
 
 
-# Assets: producers mark them updated, so consumers (and the UI's lineage view) see the flow.
+# Assets live in ``carefabric_airflow.data_assets`` (one home, with the schedules built on them).
 def assets() -> dict[str, Any]:
-    from airflow.sdk import Asset
+    from carefabric_airflow.data_assets import ALL
 
-    return {
-        "charges": Asset("carefabric://ehr/charges"),
-        "remittances": Asset("carefabric://payer/remittances"),
-        "billing": Asset("carefabric://billing/claims-payments"),
-        "master_data": Asset("carefabric://erp/master-data"),
-        "postings": Asset("carefabric://erp/postings"),
-    }
+    return dict(ALL)
