@@ -70,7 +70,9 @@ def settings_to_import_files(settings_path: Path, out_dir: Path, sandbox_dir: Pa
     """Turn ``airflow_settings.yaml`` into the JSON files ``airflow ... import`` reads.
 
     When the sandbox has generated its persistent SFTP host key, the SFTP connection gets it as
-    ``host_key`` and host key checking on, instead of the yaml's blind trust.
+    ``host_key`` and host key checking on, instead of the yaml's blind trust. A connection whose
+    extra names a ``sandbox_password_file`` gets that file's text as its password (the EHR
+    client's private key the sandbox generated on first start).
     """
     settings = yaml.safe_load(settings_path.read_text())["airflow"]
     connections: dict[str, Any] = {}
@@ -82,6 +84,10 @@ def settings_to_import_files(settings_path: Path, out_dir: Path, sandbox_dir: Pa
             key = paramiko.RSAKey.from_private_key_file(str(sandbox_dir / "sftp_host_key"))
             extra["host_key"] = f"{key.get_name()} {key.get_base64()}"
             extra["no_host_key_check"] = False
+        # A secret the sandbox generated (the EHR client's private key): read from its state folder.
+        secret_file = extra.pop("sandbox_password_file", None)
+        if secret_file and sandbox_dir is not None and (sandbox_dir / secret_file).exists():
+            conn["conn_password"] = (sandbox_dir / secret_file).read_text()
         connections[conn["conn_id"]] = {
             "conn_type": conn["conn_type"],
             "host": conn.get("conn_host"),

@@ -17,6 +17,11 @@ SFTP_USER = "payer-drop"
 SFTP_PASSWORD = "sandbox-sftp"
 BILLING_TOKEN = "billing-sandbox-token"
 ERP_TOKEN = "erp-sandbox-token"
+#: the integration's client id at the EHR (SMART Backend Services); its key pair is generated
+#: by the sandbox EHR FHIR server on first start (``<sandbox dir>/ehr_fhir/client_key.pem``)
+EHR_CLIENT_ID = "carefabric-bulk"
+#: the Group the EHR defines for the patients billing exports (Group-level ``$export``)
+EHR_GROUP_ID = "billing-cohort"
 
 #: peer name -> (default port, environment variable that overrides it)
 DEFAULT_PORTS: dict[str, tuple[int, str]] = {
@@ -24,6 +29,7 @@ DEFAULT_PORTS: dict[str, tuple[int, str]] = {
     "billing": (18081, "SANDBOX_BILLING_PORT"),
     "erp": (18082, "SANDBOX_ERP_PORT"),
     "smtp": (12025, "SANDBOX_SMTP_PORT"),
+    "ehr_fhir": (18083, "SANDBOX_EHR_FHIR_PORT"),
 }
 
 
@@ -52,6 +58,8 @@ def sandbox_dir() -> Path:
 __all__ = [
     "BILLING_TOKEN",
     "DEFAULT_PORTS",
+    "EHR_CLIENT_ID",
+    "EHR_GROUP_ID",
     "ERP_TOKEN",
     "HOST",
     "SFTP_PASSWORD",

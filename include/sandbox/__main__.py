@@ -8,7 +8,7 @@
     fault PEER ...     arm a 429/503 fault on the billing or ERP peer
 
 State lives in ``SANDBOX_DIR`` (default ``data/sandbox``); ports come from
-``SANDBOX_{SFTP,BILLING,ERP,SMTP}_PORT`` or the contract defaults (docs/CONTRACTS.md).
+``SANDBOX_{SFTP,BILLING,ERP,SMTP,EHR_FHIR}_PORT`` or the contract defaults (docs/CONTRACTS.md).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from sandbox import ERP_TOKEN, HOST, port_for, sandbox_dir
 
-PEERS = ("sftp", "billing", "erp", "smtp")
+PEERS = ("sftp", "billing", "erp", "smtp", "ehr_fhir")
 START_TIMEOUT = 30.0
 
 
@@ -133,12 +133,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())
     (base / "sandbox.pid").write_text(f"{os.getpid()}\n")
-    servers = SandboxServers(base, ports["sftp"], ports["billing"], ports["erp"], ports["smtp"])
+    servers = SandboxServers(base, ports["sftp"], ports["billing"], ports["erp"], ports["smtp"],
+                             ehr_fhir_port=ports["ehr_fhir"])
     try:
         servers.start()
         _say(
             f"sandbox serving from {base}: sftp {servers.sftp_port}, billing {servers.billing_url}, "
-            f"erp {servers.erp_url}, smtp {servers.smtp_port} (pid {os.getpid()})"
+            f"erp {servers.erp_url}, smtp {servers.smtp_port}, ehr fhir {servers.ehr_fhir_url} (pid {os.getpid()})"
         )
         while not stop.wait(0.5):  # wake twice a second so signals are handled promptly
             continue
@@ -247,7 +248,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _describe(ready: dict[str, Any]) -> str:
     return (
         f"sftp {ready['sftp_port']}, billing {ready['billing_url']}, erp {ready['erp_url']}, "
-        f"smtp {ready['smtp_port']}"
+        f"smtp {ready['smtp_port']}, ehr fhir {ready.get('ehr_fhir_url')}"
     )
 
 
@@ -270,6 +271,8 @@ def _urls(args: argparse.Namespace) -> dict[str, str]:
         "billing": getattr(args, "billing_url", None) or ready.get("billing_url")
         or f"http://{HOST}:{port_for('billing')}",
         "erp": getattr(args, "erp_url", None) or ready.get("erp_url") or f"http://{HOST}:{port_for('erp')}",
+        "ehr_fhir": getattr(args, "fhir_url", None) or ready.get("ehr_fhir_url")
+        or f"http://{HOST}:{port_for('ehr_fhir')}/fhir",
     }
 
 
@@ -349,10 +352,29 @@ def cmd_install(args: argparse.Namespace) -> int:
         landing = landing_dir()
     landed = 0
     for file in sorted(p for p in (scenario / "ehr").glob("*") if p.is_file()):
+        if args.fhir_bulk and file.suffix == ".ndjson":
+            continue
         _copy_atomic(file, landing / file.name)
         landed += 1
     _say(f"ehr: {landed} file(s) into {landing}")
+    if args.fhir_bulk:
+        _load_fhir(scenario, urls["ehr_fhir"])
     return 0
+
+
+def _load_fhir(scenario: Path, fhir_url: str) -> None:
+    """The day's FHIR resources into the EHR's FHIR server, for the Bulk Data pull to fetch.
+
+    Each file's resources were last updated on its day (``fhir_YYYYMMDD``) at 18:00 UTC: the
+    instant ``_since``/``_until`` of the export select on.
+    """
+    files = []
+    for file in sorted((scenario / "ehr").glob("fhir_*.ndjson")):
+        day = file.stem.rsplit("_", 1)[-1]
+        files.append({"ndjson": file.read_text(), "last_updated": f"{day[:4]}-{day[4:6]}-{day[6:8]}T18:00:00Z"})
+    admin = fhir_url.rsplit("/fhir", 1)[0]
+    result = _post_json(f"{admin}/_sandbox/load", json.dumps({"files": files}).encode())
+    _say(f"ehr fhir: {result.get('loaded')} resource(s) from {len(files)} file(s) into {fhir_url}")
 
 
 def _deliver_bank(scenario: Path, sftp_root: Path) -> int:
@@ -425,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--billing-url")
     p.add_argument("--sftp-root", type=Path, help="default: <sandbox dir>/sftp_root")
     p.add_argument("--landing-dir", type=Path, help="default: carefabric.config.landing_dir()")
+    p.add_argument("--fhir-url", help="the EHR FHIR server's base URL (default: the running sandbox's)")
+    p.add_argument("--fhir-bulk", action="store_true",
+                   help="FHIR resources go to the EHR FHIR server (pulled by ehr_bulk_export), not the landing folder")
     p.add_argument("--sftp-only", action="store_true", help="only (re-)deliver the 835 files and bank statements, as a payer or the bank re-sending")
     p.set_defaults(func=cmd_install)
 

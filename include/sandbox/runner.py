@@ -85,7 +85,7 @@ class HttpPeer:
 
 
 class SandboxServers:
-    """All four peers over one state folder; a context manager.
+    """All five peers (SFTP, billing, ERP, SMTP, the EHR's FHIR server) over one state folder; a context manager.
 
     ``SandboxServers(tmp_path)`` uses free ports; the CLI passes the contract's ports.
     """
@@ -98,14 +98,16 @@ class SandboxServers:
         erp_port: int = 0,
         smtp_port: int = 0,
         host: str = HOST,
+        ehr_fhir_port: int = 0,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.host = host
-        self._ports = {"sftp": sftp_port, "billing": billing_port, "erp": erp_port, "smtp": smtp_port}
+        self._ports = {"sftp": sftp_port, "billing": billing_port, "erp": erp_port, "smtp": smtp_port, "ehr_fhir": ehr_fhir_port}
         self.sftp: Any = None
         self.billing: HttpPeer | None = None
         self.erp: HttpPeer | None = None
         self.smtp: Any = None
+        self.ehr_fhir: HttpPeer | None = None
         self._started: list[Any] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -113,6 +115,7 @@ class SandboxServers:
     def start(self) -> SandboxServers:
         from sandbox.billing_api import create_app as billing_app
         from sandbox.erp_api import create_app as erp_app
+        from sandbox.fhir_server import create_app as ehr_fhir_app
         from sandbox.http_common import FaultRegistry
         from sandbox.sftp_server import SftpDrop
         from sandbox.smtp_sink import SmtpSink
@@ -133,6 +136,9 @@ class SandboxServers:
             self.smtp = SmtpSink(self.base_dir, self._ports["smtp"], self.host)
             self.smtp.start()
             self._started.append(self.smtp)
+            self.ehr_fhir = HttpPeer("ehr_fhir", ehr_fhir_app(self.base_dir), self._ports["ehr_fhir"], self.host)
+            self.ehr_fhir.start()
+            self._started.append(self.ehr_fhir)
         except BaseException:
             self.stop()
             raise
@@ -182,6 +188,19 @@ class SandboxServers:
         return self.erp.url
 
     @property
+    def ehr_fhir_url(self) -> str:
+        """The EHR's FHIR base URL (Bulk Data ``$export`` lives under it)."""
+        from sandbox.fhir_server import BASE
+
+        assert self.ehr_fhir is not None, "not started"
+        return self.ehr_fhir.url + BASE
+
+    @property
+    def ehr_client_key(self) -> Path:
+        """The integration's private key the EHR registered (PEM): what the Airflow connection holds."""
+        return self.base_dir / "ehr_fhir" / "client_key.pem"
+
+    @property
     def sftp_root(self) -> Path:
         return self.base_dir / "sftp_root"
 
@@ -196,6 +215,7 @@ class SandboxServers:
             "billing": self.billing.port if self.billing else 0,
             "erp": self.erp.port if self.erp else 0,
             "smtp": self.smtp_port,
+            "ehr_fhir": self.ehr_fhir.port if self.ehr_fhir else 0,
         }
 
     def _write_ready(self) -> None:
@@ -208,6 +228,9 @@ class SandboxServers:
             "smtp_port": self.smtp_port,
             "billing_url": self.billing_url,
             "erp_url": self.erp_url,
+            "ehr_fhir_port": self.ports["ehr_fhir"],
+            "ehr_fhir_url": self.ehr_fhir_url,
+            "ehr_client_key": str(self.ehr_client_key.resolve()),
             "base_dir": str(self.base_dir.resolve()),
             "sftp_root": str(self.sftp_root.resolve()),
             "mail_dir": str(self.mail_dir.resolve()),
