@@ -20,7 +20,7 @@ import scenario
 from sqlalchemy.engine import Engine
 
 from carefabric.interfaces import erp_posting
-from carefabric.interfaces.claims_reconciliation import build_report, reconcile_day
+from carefabric.interfaces.claims_reconciliation import build_report, reconcile_day, refresh_billing_charges
 from sandbox.runner import SandboxServers
 
 DAY = scenario.BUSINESS_DATE
@@ -49,6 +49,7 @@ def posted(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_
         scenario.seed_store(engine, day_dir)
         scenario.ingest_day(engine, day_dir, sandbox.billing_url)
         erp_posting.post_day(engine, scenario.erp_client(sandbox.erp_url), DAY)
+        refresh_billing_charges(engine, scenario.billing_client(sandbox.billing_url), DAY)
         yield engine, sandbox
 
 
@@ -68,8 +69,12 @@ def edit(peers: SandboxServers, **body: Any) -> dict[str, Any]:
 def test_an_untouched_ledger_matches_at_every_grain(posted: tuple[Engine, SandboxServers]) -> None:
     engine, peers = posted
     items = close(engine, peers)
-    assert set(items["check"]) == {"charges", "claims", "cash", "ledger", "integrity", "rollforward"}
-    assert unmatched(items, "ledger").empty and unmatched(items, "integrity").empty
+    assert set(items["check"]) == {"charges", "revenue", "claims", "remittance", "cash", "ledger", "integrity",
+                                   "rollforward"}
+    for check in ("charges", "revenue", "remittance", "ledger", "integrity"):
+        assert unmatched(items, check).empty, unmatched(items, check)[["key", "status", "reason"]].head().to_dict("records")
+    # charges are matched per line key: one item per routed line of the day
+    assert items.loc[items["check"] == "charges", "key"].str.count(r"\|").ge(2).all()
     documents = items[items["check"] == "integrity"]
     journals = scenario.erp_journals(peers.erp_url)
     assert {k.split("|")[2] for k in documents["key"] if k.startswith("journal|")} == {j["document_id"] for j in journals}
@@ -120,6 +125,13 @@ def test_each_edit_in_the_erp_is_an_item_naming_the_document(posted: tuple[Engin
     assert f"{DAY.isoformat()}|{revenue['account']}|{revenue['cost_center']}|{revenue['facility']}|" in keys
     assert any(k.split("|")[1] == "1200" for k in keys)  # the manual journal's AR credit
     assert int(ledger["variance_cents"].sum()) > 0
+    # the revenue edit is an item at account x cost center x facility of the captured charges
+    revenue_keys = set(unmatched(items, "revenue")["key"])
+    assert revenue_keys == {f"{DAY.isoformat()}|{revenue['account']}|{revenue['cost_center']}|{revenue['facility']}"}
+    # the remittance: 4900 moved to 4910 and doubled by hand are items of the 835's accounts
+    remitted = unmatched(items, "remittance").set_index("key")
+    assert {f"{DAY.isoformat()}|{f}|4900", f"{DAY.isoformat()}|{f}|4910"} <= set(remitted.index)
+    assert "CO " in remitted.loc[f"{DAY.isoformat()}|{f}|4900", "reason"]
 
 
 def test_a_doubled_contractual_adjustment_is_caught(posted: tuple[Engine, SandboxServers]) -> None:
@@ -135,6 +147,10 @@ def test_a_doubled_contractual_adjustment_is_caught(posted: tuple[Engine, Sandbo
     assert int(row["gl_cents"]) == 2 * int(row["carefabric_cents"])
     changed = unmatched(items, "integrity")
     assert list(changed["status"]) == ["changed_in_erp"] and remit["document_id"] in changed["key"].iloc[0]
+    # the 835 side of the same account: the remittance check names the codes behind 4900
+    by_835 = items[(items["check"] == "remittance") & (items["key"] == f"{DAY.isoformat()}|{adjustment['facility']}|4900")]
+    assert list(by_835["status"]) == ["amount_mismatch"]
+    assert int(by_835["gl_cents"].iloc[0]) == 2 * int(by_835["remit_cents"].iloc[0]) and "CO " in by_835["reason"].iloc[0]
 
 
 def test_money_that_did_not_post_is_held_by_reason_in_dollars(posted: tuple[Engine, SandboxServers],

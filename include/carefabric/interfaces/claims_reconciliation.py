@@ -1,28 +1,29 @@
-"""Nightly claims-to-ledger reconciliation and the finance email.
+"""Nightly claims-to-ledger reconciliation: the checks of a business date, stored as a run.
 
-For one business date, five checks run set-based. carefabric's store is one side of each
-comparison, never two: the GL side is always the ERP's own ledger read back through its API
-(``ErpClient.journals``/``cash_receipts``/``inventory_movements``), billing's side billing's
-records (synced from its API in the same run), the bank's side the bank statement.
+carefabric's store is one side of each comparison, never two: the GL side is always the ERP's
+own ledger read back through its API (``ErpClient.journals``/``cash_receipts``/
+``inventory_movements``/``account_balances``), billing's side billing's records (synced from
+its API in the same run), the bank's side the bank statement. Checks (item keys in brackets):
 
-- charges: EHR charges routed to billing = billing's accepted charges = ERP ledger gross revenue,
-  per cost center (charges held in the exception queue are reported as money held, by reason);
-- claims: 835 CLP04 = billing claim payments, per claim and payer;
-- cash: BPR02 per EFT/check trace of the posted 835s = the ERP's cash receipt;
-- bank: every 835 payment received (posted or not: cash reached the bank either way) = the bank
-  deposit on the day's statement, per trace (``carefabric.bank.match_deposits``); deposits no
-  835 claims are items too;
-- ledger: carefabric's documents of the date = the ERP ledger, per account, cost center,
-  facility and location (``carefabric.reconciliation.ledger``);
-- integrity: each document carefabric posted is in the ERP unchanged, once, and nothing else was
-  posted for the date (manual journals are items naming their ERP document);
-- rollforward: per facility, the ERP's AR (1200 + 1210) through the day before + what carefabric
-  posted (charges, payments, adjustments, PLB) = the ERP's AR through the day
-  (``carefabric.reconciliation.rollforward``).
+- charges: EHR charge lines captured = billing's accepted charges, per line key over a window
+  of days, so a late charge is ``timing`` [``line_key``];
+- revenue: EHR charges captured = ERP ledger gross revenue, per date x revenue account x cost
+  center x facility [``date|account|cost_center|facility``];
+- claims: 835 CLP04 = billing claim payments, per claim and payer [``claim|payer``];
+- remittance: every CLP04, CAS (CO/OA/PI/PR) and PLB amount of the day's 835s, through the
+  posting policy, = the ERP's REMIT lines, per date x facility x account; reasons list the
+  835's amounts by code [``date|facility|account``];
+- cash: BPR02 per trace of the posted 835s = the ERP's cash receipt [``trace``];
+- bank: every 835 payment received = the bank deposit reassociated by TRN02 [``trace``];
+- ledger: carefabric's documents = the ERP ledger, per account x cost center x facility x
+  location [``date|account|cost_center|facility|location``];
+- integrity: each posted document is in the ERP unchanged and once; nothing else was posted
+  [``kind|external_id|erp_document_id``];
+- rollforward: per facility, the ERP's AR (1200 + 1210) through the day before + what
+  carefabric posted = the ERP's AR through the day; negative AR is an item [``AR|facility``].
 
-Every item is stored with its status and variance in cents under a numbered run, and finance
-gets an HTML report (control totals, what did not match and why, exceptions opened that day by
-reason, Great Expectations results per dataset, a chart) with the unmatched items as CSV.
+Money that did not post, exceptions, quality results and missing feeds come from
+``close_facts``; ``build_report`` makes the finance email of it all.
 """
 
 from __future__ import annotations
@@ -35,8 +36,17 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from carefabric.bank import match_deposits
+from carefabric.clients.billing import BillingClient
 from carefabric.clients.erp import ErpClient
-from carefabric.interfaces.bank_statement import cash_sides, deposits_on
+from carefabric.interfaces.bank_statement import cash_sides
+from carefabric.interfaces.close_facts import (
+    POSTED_REMIT,
+    exceptions_opened,
+    missing_feeds,
+    money_held,
+    no_activity,
+    quality_results,
+)
 from carefabric.interfaces.erp_posting import balanced_remittances
 from carefabric.posting import remit_events_frame
 from carefabric.reconciliation import (
@@ -44,8 +54,10 @@ from carefabric.reconciliation import (
     ledger,
     receipts_frame,
     reconcile_cash,
-    reconcile_charges,
+    reconcile_charge_lines,
     reconcile_claims,
+    reconcile_revenue,
+    remittance,
     rollforward,
 )
 from carefabric.store import outbox
@@ -56,8 +68,6 @@ from carefabric.store.models import (
     Charge,
     ErpPosting,
     ErpPostingLine,
-    ExceptionRecord,
-    QualityResult,
     ReconciliationItem,
     ReconciliationRun,
     RemitClaim,
@@ -66,7 +76,22 @@ from carefabric.store.models import (
 from carefabric.store.types import utcnow
 
 INTERFACE = "claims_reconciliation"
-POSTED_REMIT = ("balanced", "posted")
+CHARGE_WINDOW_DAYS = 7  # a late charge captured up to a week after its service date is timing
+__all__ = ["build_report", "exceptions_opened", "missing_feeds", "money_held", "no_activity", "quality_results",
+           "read_erp", "reconcile_day", "refresh_billing_charges"]
+
+
+def refresh_billing_charges(engine: Engine, billing: BillingClient, day: dt.date,
+                            window_days: int = CHARGE_WINDOW_DAYS) -> int:
+    """Billing's accepted charges for every service date of the charge window, from its API.
+
+    A late charge captured on ``day`` is in billing under its own (earlier) service date, whose
+    sync ran before billing had it; reading the window again is what lets the charges check
+    find it there (``timing``) instead of reporting it missing in billing.
+    """
+    from carefabric.interfaces.billing_sync import sync_accepted_charges
+
+    return sum(sync_accepted_charges(engine, billing, day - dt.timedelta(days=back)) for back in range(window_days + 1))
 
 
 def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
@@ -76,30 +101,41 @@ def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def load_frames(engine: Engine, day: dt.date, window_days: int) -> dict[str, pd.DataFrame]:
+def _charge_frames(s: Any, day: dt.date, window_days: int) -> dict[str, pd.DataFrame]:
+    """EHR lines captured and billing's accepted lines within the window around ``day``."""
+    since, until = day - dt.timedelta(days=window_days), day + dt.timedelta(days=window_days)
+    ehr = s.execute(
+        select(Charge.line_key, Charge.business_date, Charge.amount_cents, Charge.revenue_account, Charge.cost_center,
+               Charge.facility)
+        .where(Charge.business_date.between(since, until), Charge.status == "routed",
+               Charge.transaction_type.in_(("CG", "CD")))
+    ).all()
+    billing = s.execute(
+        select(BillingCharge.line_key, BillingCharge.service_date, BillingCharge.amount_cents)
+        .where(BillingCharge.service_date.between(since, until), BillingCharge.status == "accepted")
+    ).all()
+    ehr_frame = _frame(ehr, ["line_key", "business_date", "amount_cents", "account", "cost_center", "facility"])
+    return {
+        "ehr": ehr_frame,
+        "ehr_today": ehr_frame[ehr_frame["business_date"] == day],
+        "billing": _frame(billing, ["line_key", "business_date", "amount_cents"]),
+    }
+
+
+def load_frames(engine: Engine, day: dt.date, window_days: int,
+                charge_window_days: int = CHARGE_WINDOW_DAYS) -> dict[str, pd.DataFrame]:
     """carefabric's side of every check, and billing's records synced from its API."""
-    since = day - dt.timedelta(days=window_days)
-    until = day + dt.timedelta(days=window_days)
+    since, until = day - dt.timedelta(days=window_days), day + dt.timedelta(days=window_days)
     with session_scope(engine) as s:
-        ehr = s.execute(
-            select(Charge.business_date, Charge.cost_center, Charge.amount_cents, Charge.line_key).where(
-                Charge.business_date == day, Charge.status == "routed", Charge.transaction_type.in_(("CG", "CD"))
-            )
-        ).all()
-        billing = s.execute(
-            select(BillingCharge.service_date, BillingCharge.cost_center, BillingCharge.amount_cents, BillingCharge.line_key).where(
-                BillingCharge.service_date == day, BillingCharge.status == "accepted"
-            )
-        ).all()
+        frames = _charge_frames(s, day, charge_window_days)
         remit = s.execute(
             select(RemitClaim.patient_control_number, Remittance.erp_payer_id, RemitClaim.paid_cents, Remittance.business_date)
             .join(Remittance)
             .where(Remittance.business_date == day, Remittance.status.in_(POSTED_REMIT))
         ).all()
         payments = s.execute(
-            select(BillingPayment.claim_id, BillingPayment.payer_id, BillingPayment.amount_cents, BillingPayment.paid_date).where(
-                BillingPayment.paid_date.between(since, until)
-            )
+            select(BillingPayment.claim_id, BillingPayment.payer_id, BillingPayment.amount_cents, BillingPayment.paid_date)
+            .where(BillingPayment.paid_date.between(since, until))
         ).all()
         traces = s.execute(
             select(Remittance.trace_number, Remittance.payment_cents, Remittance.business_date).where(
@@ -117,9 +153,7 @@ def load_frames(engine: Engine, day: dt.date, window_days: int) -> dict[str, pd.
             ledger.document(p.kind, p.business_date, p.external_id, p.erp_document_id or "", p.source, p.payload)
             for p in s.scalars(select(ErpPosting).where(ErpPosting.business_date == day, ErpPosting.status == "posted"))
         ]
-    return {
-        "ehr": _frame(ehr, ["business_date", "cost_center", "amount_cents", "line_key"]),
-        "billing": _frame(billing, ["business_date", "cost_center", "amount_cents", "line_key"]),
+    return frames | {
         "remit": _frame(remit, ["claim_id", "payer_id", "amount_cents", "business_date"]),
         "payments": _frame(payments, ["claim_id", "payer_id", "amount_cents", "business_date"]),
         "traces": _frame(traces, ["trace_number", "amount_cents", "business_date"]),
@@ -146,19 +180,23 @@ SIDE_COLUMNS = ("ehr", "billing", "remit", "gl", "bank", "carefabric")
 
 def reconcile_day(
     engine: Engine, erp: ErpClient, day: dt.date, *, window_days: int = 3,
+    charge_window_days: int = CHARGE_WINDOW_DAYS,
 ) -> tuple[int, pd.DataFrame, dict[str, Any]]:
-    """Run the six checks for ``day``; store the run and its items; return (run id, items, totals).
+    """Run the checks for ``day``; store the run and its items; return (run id, items, totals).
 
     Without a bank statement for the date there is no bank check (the email says the statement
     is missing) rather than every trace reported missing in the bank.
     """
-    f = load_frames(engine, day, window_days)
+    f = load_frames(engine, day, window_days, charge_window_days)
     theirs = read_erp(erp, day)
-    table, rollforward_items = ar_rollforward_of(engine, erp, day)
+    all_events, posted_events = remit_events_of(engine, day)
+    table, rollforward_items = ar_rollforward_of(engine, erp, day, posted_events)
     items = pd.concat(
         [
-            reconcile_charges(f["ehr"], f["billing"], theirs["gl"]),
+            reconcile_charge_lines(f["ehr"], f["billing"], business_date=day, window_days=charge_window_days),
+            reconcile_revenue(f["ehr_today"], theirs["gl"]),
             reconcile_claims(f["remit"], f["payments"], None, business_date=day, timing_window_days=window_days),
+            remittance.reconcile_remittance(all_events, theirs["gl"]),
             reconcile_cash(f["traces"], None, theirs["receipts"], business_date=day, timing_window_days=window_days),
             bank_items(engine, day),
             ledger.reconcile_ledger(f["our_lines"], theirs["gl"]),
@@ -174,7 +212,17 @@ def reconcile_day(
     return run_id, items, totals
 
 
-def ar_rollforward_of(engine: Engine, erp: ErpClient, day: dt.date) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+def remit_events_of(engine: Engine, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The money events of the date's balanced, mapped 835s: all of them, and those posted."""
+    with session_scope(engine) as s:
+        keyed = balanced_remittances(s, day)
+        posted = outbox.posted_keys(s, "REMIT", "remittance", [k for k, _ in keyed])
+    all_events = remit_events_frame([m for _, m in keyed])
+    return all_events, remit_events_frame([m for k, m in keyed if k in posted])
+
+
+def ar_rollforward_of(engine: Engine, erp: ErpClient, day: dt.date,
+                      events: pd.DataFrame) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """Opening and closing AR from the ERP's trial balance; the day's activity from what posted."""
     accounts = list(rollforward.AR_ACCOUNTS)
     opening = rollforward.balances_by_facility(erp.account_balances((day - dt.timedelta(days=1)).isoformat(), accounts))
@@ -186,9 +234,6 @@ def ar_rollforward_of(engine: Engine, erp: ErpClient, day: dt.date) -> tuple[lis
             .where(ErpPosting.business_date == day, ErpPosting.status == "posted", ErpPosting.source == "CHARGES",
                    ErpPostingLine.account.in_(accounts))
         ).all()
-        keyed = balanced_remittances(s, day)
-        posted = outbox.posted_keys(s, "REMIT", "remittance", [k for k, _ in keyed])
-    events = remit_events_frame([m for k, m in keyed if k in posted])
     activity = rollforward.ar_activity(_frame(charges, ["facility", "amount_cents"]), events)
     return rollforward.ar_rollforward(opening, activity, closing)
 
@@ -245,106 +290,6 @@ def _store_run(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[s
         return run.id
 
 
-def money_held(engine: Engine, day: dt.date) -> dict[str, Any]:
-    """Money of the date that did not post, in cents, by reason: held charge lines (by the reason
-    of their open exception), 835 cash not posted, and 835 cash posted to suspense because the
-    bank confirmed it (by the remittance's status)."""
-    with session_scope(engine) as s:
-        charges = s.execute(
-            select(ExceptionRecord.reason_code, func.count(), func.coalesce(func.sum(Charge.amount_cents), 0))
-            .join(ExceptionRecord, (ExceptionRecord.record_key == Charge.line_key) & (ExceptionRecord.record_type == "charge"))
-            .where(Charge.business_date == day, Charge.status == "held", ExceptionRecord.status == "open")
-            .group_by(ExceptionRecord.reason_code)
-        ).all()
-        remits = s.execute(
-            select(Remittance.status, Remittance.trace_number, Remittance.payment_cents)
-            .where(Remittance.business_date == day, Remittance.status.not_in(POSTED_REMIT))
-        ).all()
-        in_suspense = outbox.posted_keys(s, "SUSPENSE", "suspense", [t for _, t, _ in remits if t])
-    not_posted: dict[str, dict[str, int]] = {}
-    suspense: dict[str, dict[str, int]] = {}
-    for status, trace, cents in remits:
-        into = (suspense if trace in in_suspense else not_posted).setdefault(status, {"transactions": 0, "cents": 0})
-        into["transactions"] += 1
-        into["cents"] += int(cents or 0)
-    return {
-        "charges": {reason: {"lines": int(n), "cents": int(c)} for reason, n, c in charges},
-        "remittances": not_posted,
-        "suspense": suspense,
-        "charges_cents": sum(int(c) for _, _, c in charges),
-        "remittances_cents": sum(v["cents"] for v in not_posted.values()),
-        "suspense_cents": sum(v["cents"] for v in suspense.values()),
-    }
-
-
-def exceptions_opened(engine: Engine, day: dt.date) -> dict[str, int]:
-    """Open exceptions of the business date, by reason code: what still holds the day back.
-
-    An exception belongs to the date of its record where the record has one (a held charge line,
-    an ERP document); file, remittance and task exceptions have none, and count for the date
-    when they were opened on it or on the morning after (the close runs the next morning), so a
-    later day's exceptions never land in this day's email.
-    """
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    end = start + dt.timedelta(days=2)
-    by_record = (
-        (Charge, "charge", Charge.line_key, Charge.business_date),
-        (ErpPosting, "posting", ErpPosting.external_id, ErpPosting.business_date),
-    )
-    counts: dict[str, int] = {}
-    with session_scope(engine) as s:
-        for model, record_type, key, date in by_record:
-            rows = s.execute(
-                select(ExceptionRecord.reason_code, func.count(func.distinct(ExceptionRecord.id)))
-                .join(model, key == ExceptionRecord.record_key)
-                .where(ExceptionRecord.record_type == record_type, ExceptionRecord.status == "open", date == day)
-                .group_by(ExceptionRecord.reason_code)
-            ).all()
-            for reason, n in rows:
-                counts[reason] = counts.get(reason, 0) + int(n)
-        rows = s.execute(
-            select(ExceptionRecord.reason_code, func.count())
-            .where(ExceptionRecord.record_type.not_in([t for _, t, _, _ in by_record]), ExceptionRecord.status == "open",
-                   ExceptionRecord.created_at >= start, ExceptionRecord.created_at < end)
-            .group_by(ExceptionRecord.reason_code)
-        ).all()
-    for reason, n in rows:
-        counts[reason] = counts.get(reason, 0) + int(n)
-    return counts
-
-
-def quality_results(engine: Engine, day: dt.date) -> list[dict[str, Any]]:
-    """GX results of the day, one per dataset: files validated separately are merged (rows add up,
-    an expectation failed in any file is failed, with the unexpected counts summed)."""
-    with session_scope(engine) as s:
-        stored = [r.results for r in s.scalars(select(QualityResult).where(QualityResult.business_date == day)) if r.results]
-    merged: dict[str, dict[str, Any]] = {}
-    for result in stored:
-        into = merged.get(result["dataset"])
-        if into is None:
-            merged[result["dataset"]] = {**result, "results": [dict(o) for o in result.get("results", [])], "files": 1}
-            continue
-        into["files"] += 1
-        into["rows"] += result.get("rows", 0)
-        into["duration_ms"] = into.get("duration_ms", 0) + result.get("duration_ms", 0)
-        outcomes = {(o["expectation_type"], o.get("column")): o for o in into["results"]}
-        for outcome in result.get("results", []):
-            key = (outcome["expectation_type"], outcome.get("column"))
-            if key not in outcomes:
-                into["results"].append(dict(outcome))
-                continue
-            kept = outcomes[key]
-            kept["success"] = kept["success"] and outcome["success"]
-            if outcome.get("unexpected_count"):
-                kept["unexpected_count"] = (kept.get("unexpected_count") or 0) + outcome["unexpected_count"]
-                kept["unexpected_values"] = (kept.get("unexpected_values") or []) + (outcome.get("unexpected_values") or [])
-    for result in merged.values():
-        result["evaluated"] = len(result["results"])
-        result["failed"] = sum(1 for o in result["results"] if not o["success"])
-        result["success"] = result["failed"] == 0
-    return sorted(merged.values(), key=lambda r: r["dataset"])
-
-
 def build_report(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[str, Any]) -> Any:
     """The finance email for the day (``carefabric.report.FinanceReport``)."""
     from carefabric.report import build_finance_report
@@ -364,32 +309,3 @@ def build_report(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict
     )
 
 
-def no_activity(engine: Engine, day: dt.date) -> bool:
-    """Nothing reached carefabric for the date: no charge, no remittance, no ERP document."""
-    with session_scope(engine) as s:
-        return not any(
-            s.scalar(select(func.count()).select_from(model).where(model.business_date == day))
-            for model in (Charge, Remittance, ErpPosting)
-        )
-
-
-def missing_feeds(engine: Engine, day: dt.date, *, lookback_days: int = 7) -> list[str]:
-    """Feeds a finance user expects for the date that did not arrive: no EHR extract at all, or
-    no 835 from a payer that sent one on most of the previous ``lookback_days`` days."""
-    since = day - dt.timedelta(days=lookback_days)
-    with session_scope(engine) as s:
-        charges = s.scalar(select(func.count()).select_from(Charge).where(Charge.business_date == day)) or 0
-        history = s.execute(
-            select(Remittance.payer_id, func.count(func.distinct(Remittance.business_date)))
-            .where(Remittance.business_date >= since, Remittance.business_date < day)
-            .group_by(Remittance.payer_id)
-        ).all()
-        today = set(s.scalars(select(Remittance.payer_id).where(Remittance.business_date == day)))
-    warnings = [] if charges else [f"no EHR charges arrived for {day.isoformat()} (no extract, or an empty one)"]
-    if not deposits_on(engine, day):
-        warnings.append(f"no bank statement for {day.isoformat()}: deposits could not be tied to the 835s")
-    for payer, days in sorted(history, key=lambda r: str(r[0])):
-        if days * 2 > lookback_days and payer not in today:
-            warnings.append(f"no 835 from payer {payer} for {day.isoformat()} (it sent one on {days} of the "
-                            f"previous {lookback_days} days)")
-    return warnings

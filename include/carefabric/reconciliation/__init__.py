@@ -1,8 +1,10 @@
 """Nightly claims-to-ledger reconciliation, set-based on pandas DataFrames.
 
-Charges (EHR = billing = GL revenue per day and cost center), claims (835 CLP04 = billing
-payments = GL AR relief per claim and payer) and cash (BPR02 = GL cash clearing = ERP receipt
-per trace). Pure: the caller fetches the sides and stores the items.
+Charges (EHR = billing per line key over a window; EHR = GL revenue per account, cost center,
+facility and day), claims (835 CLP04 = billing payments per claim and payer), remittance (835
+codes = GL per facility and account, ``remittance``), cash (BPR02 = GL cash clearing = ERP
+receipt per trace), the ledger checks (``ledger``) and the AR roll-forward (``rollforward``).
+Pure: the caller fetches the sides and stores the items.
 """
 
 from carefabric.reconciliation.checks import (
@@ -17,8 +19,10 @@ from carefabric.reconciliation.checks import (
     journal_lines_frame,
     receipts_frame,
     reconcile_cash,
+    reconcile_charge_lines,
     reconcile_charges,
     reconcile_claims,
+    reconcile_revenue,
     remit_claims_frame,
     remit_traces_frame,
 )
@@ -40,8 +44,10 @@ __all__ = [
     "journal_lines_frame",
     "receipts_frame",
     "reconcile_cash",
+    "reconcile_charge_lines",
     "reconcile_charges",
     "reconcile_claims",
+    "reconcile_revenue",
     "remit_claims_frame",
     "remit_traces_frame",
 ]

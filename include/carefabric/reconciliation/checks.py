@@ -1,4 +1,4 @@
-"""The three nightly checks (charges, claims, cash), their input frames, and control totals.
+"""The nightly checks between systems of record (charges, revenue, claims, cash) and control totals.
 
 Column contracts (every amount int64 cents; extra columns are ignored):
 
@@ -14,29 +14,42 @@ Column contracts (every amount int64 cents; extra columns are ignored):
   posted document and trace: net debit to cash clearing), ``receipts`` (one row per ERP cash
   receipt): ``trace_number``, ``amount_cents``, optional ``business_date``.
 
-The ``*_frame`` helpers build those frames from what posting returns, from ERP journal
-batches, and from the billing and ERP API items, so the caller only fetches and passes.
+- ``reconcile_charge_lines``: ``ehr`` (dated by business date) and ``billing`` (dated by
+  service date): ``line_key``, ``business_date``, ``amount_cents``.
+- ``reconcile_revenue``: ``ehr``: ``business_date``, ``account`` (the mapped revenue account),
+  ``cost_center``, ``facility``, ``amount_cents``; ``gl``: ERP lines (``ledger.erp_lines_frame``).
+
+The ``*_frame`` helpers (``frames``) build those frames from what posting returns, from ERP
+journal batches, and from the billing and ERP API items, so the caller only fetches and passes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from carefabric.canonical import CashReceipt, JournalBatch, MappedRemittance
-from carefabric.money import to_cents
-from carefabric.posting import policy
-from carefabric.posting.cash import remit_traces_frame
-from carefabric.posting.journals import _postable, remit_events_frame
 from carefabric.reconciliation.engine import STATUSES, Side, compare
+from carefabric.reconciliation.frames import (
+    billing_charges_frame,
+    billing_payments_frame,
+    ehr_charges_frame,
+    gl_ar_relief_frame,
+    gl_cash_frame,
+    gl_charges_frame,
+    journal_lines_frame,
+    receipts_frame,
+    remit_claims_frame,
+    remit_traces_frame,
+)
 
 EHR = Side("ehr", "EHR", "missing_in_ehr", "record_id", "line_key")
 BILLING_CHARGES = Side("billing", "billing", "missing_in_billing", "record_id", "line_key")
 GL_REVENUE = Side("gl", "GL", "missing_in_gl", "record_id", "line_key")
+EHR_REVENUE = Side("ehr", "EHR captured", "missing_in_ehr")
 REMIT_CLAIMS = Side("remit", "835", "missing_in_remit", "key_amount")
 BILLING_PAYMENTS = Side("billing", "billing", "missing_in_billing", "key_amount")
 GL_AR_RELIEF = Side("gl", "GL", "missing_in_gl", "key_amount")
@@ -47,8 +60,11 @@ GL_CASH = Side("gl", "GL cash clearing", "missing_in_gl", "key")
 ERP_RECEIPTS = Side("receipt", "ERP cash receipt", "missing_in_gl", "key")
 BANK_DEPOSITS = Side("bank", "bank deposit", "missing_in_bank", "key")
 
+NETTING_CHECKS = ("ledger", "remittance")  # both sides net to zero per document: totals show debits
 SIDE_COLUMNS = {
     "charges": ("ehr", "billing", "gl"),
+    "revenue": ("ehr", "gl"),
+    "remittance": ("remit", "gl"),
     "claims": ("remit", "billing", "gl"),
     "cash": ("remit", "bank", "gl", "receipt"),
     "ledger": ("carefabric", "gl"),
@@ -103,6 +119,55 @@ def reconcile_charges(
         window_days=timing_window_days,
         offset_date_key="business_date",
     )
+
+
+def reconcile_charge_lines(
+    ehr: pd.DataFrame,
+    billing: pd.DataFrame,
+    *,
+    business_date: dt.date | tuple[dt.date, dt.date],
+    window_days: int = 7,
+    tolerance_cents: int = 0,
+) -> pd.DataFrame:
+    """Charges captured (EHR, dated by business date) vs billed (billing, dated by service date),
+    per line key over a window of days.
+
+    A late charge (service date days before the business date it was captured on) is in both
+    systems on different dates: ``timing`` with the other date's amount in the reason, not a
+    variance. A line one side never got within ``window_days`` is missing on that side; a line
+    billing accepted twice is ``duplicate``. Keys: ``line_key``; columns ``business_date``,
+    ``amount_cents``.
+    """
+    return compare(
+        "charges",
+        [(EHR, ehr), (BILLING_CHARGES, billing)],
+        ["line_key"],
+        tolerance_cents=tolerance_cents,
+        period=_period(business_date),
+        window_days=window_days,
+    )
+
+
+def reconcile_revenue(
+    ehr: pd.DataFrame,
+    gl: pd.DataFrame,
+    *,
+    tolerance_cents: int = 0,
+    revenue_accounts: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """Charges captured vs posted, at the grain finance posts: (date, revenue account, cost center,
+    facility). EHR: routed charge lines with their mapped ``revenue_account`` (as ``account``);
+    GL: the ERP's lines of the date, every source (a manual revenue journal counts), net credit.
+
+    A wrong account in the right cost center, or two errors offsetting within a cost center,
+    stay two items instead of netting to "matched".
+    """
+    keys = ["business_date", "account", "cost_center", "facility"]
+    revenue = gl[is_revenue_account(gl["account"].astype(str), revenue_accounts)]
+    gl_side = revenue.assign(amount_cents=-revenue["amount_cents"].astype("int64"))
+    ehr_side = ehr.assign(**{k: ehr[k].fillna("").astype(str) for k in keys[1:]})
+    gl_side = gl_side.assign(**{k: gl_side[k].fillna("").astype(str) for k in keys[1:]})
+    return compare("revenue", [(EHR_REVENUE, ehr_side), (GL_REVENUE, gl_side)], keys, tolerance_cents=tolerance_cents)
 
 
 def reconcile_claims(
@@ -206,188 +271,11 @@ def control_totals(items: pd.DataFrame) -> dict[str, Any]:
             if column in group.columns and group[column].notna().any():
                 values = pd.to_numeric(group[column], errors="coerce")
                 # the ledger nets to zero per key set by construction: show its debits instead
-                entry[column] = int(values.clip(lower=0).sum() if name == "ledger" else values.sum())
+                entry[column] = int(values.clip(lower=0).sum() if name in NETTING_CHECKS else values.sum())
         entry["variance_cents"] = int(group["variance_cents"].sum())
         entry["items_by_status"] = {s: int(counts[s]) for s in STATUSES if s in counts.index}
         result[name] = entry
     return result
-
-
-# --------------------------------------------------------------------------- input frames
-
-
-def ehr_charges_frame(charges: pd.DataFrame, business_date: dt.date) -> pd.DataFrame:
-    """EHR routed charges of one business date from a ``posting.charges_frame`` frame."""
-    postable = _postable(charges)
-    return pd.DataFrame(
-        {
-            "business_date": business_date,
-            "cost_center": postable["cost_center"].to_numpy(),
-            "amount_cents": postable["amount_cents"].to_numpy(dtype="int64"),
-            "line_key": postable["line_key"].to_numpy(),
-        }
-    )
-
-
-def billing_charges_frame(
-    items: Iterable[Mapping[str, Any]], business_date: dt.date | None = None
-) -> pd.DataFrame:
-    """Billing ``GET /charges`` items (accepted ones) as the billing side of the charge check.
-
-    ``business_date`` overrides ``service_date`` when the caller fetched one business day.
-    """
-    rows = [
-        (
-            business_date or dt.date.fromisoformat(str(item["service_date"])[:10]),
-            item["cost_center"],
-            to_cents(str(item["amount"])),
-            item.get("line_key"),
-        )
-        for item in items
-        if item.get("status", "accepted") == "accepted"
-    ]
-    return _frame(rows, ["business_date", "cost_center", "amount_cents", "line_key"])
-
-
-def billing_payments_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Billing ``GET /payments`` items: claim_id, payer_id, amount_cents, business_date (paid_date)."""
-    rows = [
-        (
-            item["claim_id"],
-            item["payer_id"],
-            to_cents(str(item["amount"])),
-            dt.date.fromisoformat(str(item["paid_date"])[:10]) if item.get("paid_date") else None,
-            item.get("payment_id"),
-            item.get("trace_number"),
-        )
-        for item in items
-    ]
-    return _frame(
-        rows, ["claim_id", "payer_id", "amount_cents", "business_date", "payment_id", "trace_number"]
-    )
-
-
-def remit_claims_frame(remits: Iterable[MappedRemittance] | pd.DataFrame) -> pd.DataFrame:
-    """One row per CLP: claim_id (CLP01), payer_id (ERP), amount_cents (CLP04), business_date, trace."""
-    events = remits if isinstance(remits, pd.DataFrame) else remit_events_frame(remits)
-    paid = events[events["component"] == policy.COMPONENT_PAYMENT]
-    return paid[["claim_id", "payer_id", "amount_cents", "business_date", "trace_number"]].reset_index(
-        drop=True
-    )
-
-
-def gl_charges_frame(contributions: pd.DataFrame) -> pd.DataFrame:
-    """The GL side of the charge check from CHARGES contributions, with line keys.
-
-    Unlike summary journal lines (``journal_lines_frame``) it keeps one row per charge line, so a
-    line posted in two documents shows as ``duplicate`` rather than as a bare amount mismatch.
-    """
-    c = contributions
-    rows = c[(c["source"] == policy.SOURCE_CHARGES) & (c["record_type"] == "charge")]
-    return pd.DataFrame(
-        {
-            "business_date": rows["business_date"].to_numpy(),
-            "cost_center": rows["cost_center"].to_numpy(),
-            "account": rows["account"].to_numpy(),
-            "amount_cents": rows["amount_cents"].to_numpy(dtype="int64"),
-            "line_key": rows["record_key"].to_numpy(),
-        }
-    )
-
-
-def gl_ar_relief_frame(contributions: pd.DataFrame) -> pd.DataFrame:
-    """GL AR relief from CLP04 per CLP: the claim-side Cr 1200 of payment contributions, positive."""
-    c = contributions
-    rows = c[
-        (c["record_type"] == "claim")
-        & (c["component"] == policy.COMPONENT_PAYMENT)
-        & (c["account"] == policy.AR_INSURANCE)
-    ]
-    return pd.DataFrame(
-        {
-            "claim_id": rows["claim_id"].to_numpy(),
-            "payer_id": rows["payer_id"].to_numpy(),
-            "amount_cents": -rows["amount_cents"].to_numpy(dtype="int64"),
-            "business_date": rows["business_date"].to_numpy(),
-            "trace_number": rows["trace_number"].to_numpy(),
-            "external_id": rows["external_id"].to_numpy(),
-        }
-    )
-
-
-def gl_cash_frame(contributions: pd.DataFrame) -> pd.DataFrame:
-    """Net cash-clearing debit per (trace, posted document): what the GL holds for each EFT."""
-    c = contributions
-    rows = c[(c["record_type"] == "trace") & (c["account"] == policy.CASH_CLEARING)]
-    if rows.empty:
-        return _frame([], ["trace_number", "external_id", "business_date", "amount_cents"])
-    return (
-        rows.assign(external_id=rows["external_id"].fillna(""))
-        .groupby(["trace_number", "external_id", "business_date"], sort=False, dropna=False)["amount_cents"]
-        .sum()
-        .reset_index()
-    )
-
-
-def receipts_frame(receipts: Iterable[CashReceipt | Mapping[str, Any]]) -> pd.DataFrame:
-    """ERP cash receipts (``CashReceipt`` or ``GET /cash-receipts`` items) per receipt."""
-    rows = []
-    for r in receipts:
-        if isinstance(r, CashReceipt):
-            rows.append((r.trace_number, r.amount_cents, r.receipt_date, r.external_id))
-        else:
-            date = r.get("receipt_date")
-            rows.append(
-                (
-                    r["trace_number"],
-                    to_cents(str(r["amount"])),
-                    dt.date.fromisoformat(str(date)[:10]) if date else None,
-                    r.get("external_id"),
-                )
-            )
-    return _frame(rows, ["trace_number", "amount_cents", "business_date", "external_id"])
-
-
-def journal_lines_frame(batches: Iterable[JournalBatch]) -> pd.DataFrame:
-    """Journal lines as a GL frame: business_date, source, external_id, account, cost_center,
-    location, facility, amount_cents (debit positive), memo."""
-    rows = [
-        (
-            b.journal_date,
-            b.source,
-            b.company,
-            b.external_id,
-            line.account,
-            line.cost_center,
-            line.location,
-            line.facility,
-            line.debit_cents - line.credit_cents,
-            line.memo,
-        )
-        for b in batches
-        for line in b.lines
-    ]
-    return _frame(
-        rows,
-        [
-            "business_date",
-            "source",
-            "company",
-            "external_id",
-            "account",
-            "cost_center",
-            "location",
-            "facility",
-            "amount_cents",
-            "memo",
-        ],
-    )
-
-
-def _frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    frame["amount_cents"] = frame["amount_cents"].astype("int64")
-    return frame
 
 
 __all__ = [

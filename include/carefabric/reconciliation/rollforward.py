@@ -1,4 +1,4 @@
-"""The AR roll-forward: opening AR + charges - payments - adjustments +/- PLB = closing AR.
+"""The AR roll-forward: opening AR + charges - payments - adjustments - write-offs +/- PLB = closing AR.
 
 Opening and closing come from the ERP's own trial balance (accounts 1200 insurance AR and 1210
 self-pay AR, per facility, through the day before and through the day); the day's activity comes
@@ -8,7 +8,9 @@ PLB does to AR). Where opening + activity differs from the ledger's closing, som
 that carefabric did not post, or something carefabric posted is not in the ledger: an item.
 
 Patient responsibility moves AR from 1200 to 1210, so it shows in the split but nets to zero
-in total AR. A facility whose AR closes negative is an item too.
+in total AR. A facility whose AR closes negative is an item too. The ledger holds AR per
+facility, not per payer (a charge has no payer yet), so the tie is per facility and each facility
+row lists its payers' activity (payments, contractual, denial write-offs, PLB) beneath it.
 """
 
 from __future__ import annotations
@@ -61,31 +63,53 @@ def ar_activity(charge_lines: pd.DataFrame, remit_events: pd.DataFrame) -> pd.Da
     return both.groupby(["facility", "payer_id", "component"], as_index=False, sort=True)["amount_cents"].sum()
 
 
+def _parts(rows: pd.DataFrame) -> dict[str, int]:
+    return {c: int(rows.loc[rows["component"] == c, "amount_cents"].sum()) for c in COMPONENTS}
+
+
+def _moved(parts: Mapping[str, int]) -> int:
+    """Total AR movement; patient responsibility moves AR between 1200 and 1210, so it is left out."""
+    return sum(v for c, v in parts.items() if c != policy.COMPONENT_PATIENT_RESP)
+
+
+def payer_rows(activity: pd.DataFrame, facility: str) -> list[dict[str, Any]]:
+    """The facility's activity per payer (charges carry no payer: they show as "(charges)")."""
+    mine = activity[activity["facility"] == facility]
+    return [{"payer_id": payer or "(charges)", **{f"{c}_cents": v for c, v in _parts(group).items()},
+             "activity_cents": _moved(_parts(group))}
+            for payer, group in mine.groupby("payer_id", sort=True)]
+
+
 def ar_rollforward(opening: Mapping[str, int], activity: pd.DataFrame,
                    closing: Mapping[str, int]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    """The roll-forward table per facility and its items (one per facility: tie, or not).
+    """The roll-forward table per facility (with its payers' activity) and its items.
 
-    Patient responsibility is shown but left out of the total: it moves AR between 1200 and 1210.
+    One item per facility: ``matched`` when opening + activity = closing and AR is not
+    negative; ``amount_mismatch`` otherwise, the reason saying which.
     """
     facilities = sorted(set(opening) | set(closing) | set(activity["facility"]))
     table: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     for facility in facilities:
-        mine = activity[activity["facility"] == facility]
-        parts = {c: int(mine.loc[mine["component"] == c, "amount_cents"].sum()) for c in COMPONENTS}
-        moved = sum(v for c, v in parts.items() if c != policy.COMPONENT_PATIENT_RESP)
+        parts = _parts(activity[activity["facility"] == facility])
+        moved = _moved(parts)
         start, end = int(opening.get(facility, 0)), int(closing.get(facility, 0))
         expected = start + moved
         table.append({"facility": facility or "(none)", "opening_cents": start, **{f"{c}_cents": v for c, v in parts.items()},
-                      "expected_closing_cents": expected, "closing_cents": end, "difference_cents": end - expected})
-        status, reason = "matched", f"opening {format_cents(start)} + activity {format_cents(moved)} = closing"
-        if end != expected:
-            status = "amount_mismatch"
-            reason = (f"opening {format_cents(start)} + carefabric's activity {format_cents(moved)} = "
-                      f"{format_cents(expected)}, but the ledger closes at {format_cents(end)}")
-        elif end < 0:
-            status, reason = "amount_mismatch", f"AR closes negative ({format_cents(end)}): credits exceed charges"
-        items.append({"check": "rollforward", "key": f"AR|{facility}", "status": status, "carefabric_cents": expected,
-                      "gl_cents": end, "variance_cents": abs(end - expected) or (abs(end) if end < 0 else 0),
-                      "reason": reason})
+                      "expected_closing_cents": expected, "closing_cents": end, "difference_cents": end - expected,
+                      "payers": payer_rows(activity, facility)})
+        items.append(_item(facility, start, moved, end))
     return table, pd.DataFrame(items, columns=ITEM_COLUMNS)
+
+
+def _item(facility: str, start: int, moved: int, end: int) -> dict[str, Any]:
+    expected = start + moved
+    status, reason = "matched", f"opening {format_cents(start)} + activity {format_cents(moved)} = closing"
+    if end != expected:
+        status = "amount_mismatch"
+        reason = (f"opening {format_cents(start)} + carefabric's activity {format_cents(moved)} = "
+                  f"{format_cents(expected)}, but the ledger closes at {format_cents(end)}")
+    elif end < 0:
+        status, reason = "amount_mismatch", f"AR closes negative ({format_cents(end)}): credits exceed charges"
+    return {"check": "rollforward", "key": f"AR|{facility}", "status": status, "carefabric_cents": expected,
+            "gl_cents": end, "variance_cents": abs(end - expected) or (abs(end) if end < 0 else 0), "reason": reason}

@@ -6,7 +6,8 @@ a report is built.
 
     from carefabric.report import build_finance_report, send
     report = build_finance_report(summary, items, quality, exceptions_by_reason, business_date=day)
-    message_id = send(report, host=..., port=..., sender=..., recipients=[...])
+    with smtplib.SMTP(host, port) as client:  # in Airflow: carefabric_airflow.email.send_report
+        message_id = send(report, client, sender=..., recipients=[...])
 """
 
 from carefabric.report.finance_email import (

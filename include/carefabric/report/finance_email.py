@@ -55,30 +55,35 @@ Output
 ``FinanceReport``: ``subject``, ``html`` (Jinja2 with autoescape), ``text`` (plain-text
 alternative), ``attachments`` (``unmatched_<date>.csv`` and ``reconciliation_<date>.png``) and
 ``inline`` (the same PNG as a related part; the HTML shows it through ``cid:``). ``to_mime``
-makes the ``EmailMessage`` and ``send`` delivers it with ``smtplib``.
+makes the ``EmailMessage`` and ``send`` delivers it over an open SMTP connection (in Airflow the
+smtp provider's ``SmtpHook`` opens it: ``carefabric_airflow.email``).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
-import io
 import logging
-import smtplib
-import ssl
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carefabric.money import format_cents, from_cents
-from carefabric.phi import mask
-from carefabric.quality.validate import QualityResult, is_phi_column
+from carefabric.quality.validate import QualityResult
+from carefabric.report.shaping import (
+    _business_date,
+    _cents,
+    _check_names,
+    _controls,
+    _csv_bytes,
+    _held_rows,
+    _items_frame,
+    _sides,
+    _text,
+    _unmatched_records,
+    format_money,
+)
+from carefabric.report.vocabulary import REASON_HELP, SIDE_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; pandas is imported lazily
     import jinja2
@@ -91,59 +96,6 @@ HTML_TEMPLATE = "finance_report.html.j2"
 
 UNMATCHED_HTML_CAP = 200  # an email is no place for 10,000 rows: the CSV has them all
 TEXT_UNMATCHED_CAP = 50
-
-CHECK_ORDER: tuple[str, ...] = ("charges", "claims", "cash", "bank", "ledger", "integrity", "rollforward")
-CHECK_LABELS: dict[str, str] = {
-    "charges": "Charges",
-    "claims": "Claims",
-    "cash": "Cash",
-    "ledger": "Ledger",
-    "integrity": "ERP documents",
-    "bank": "Bank",
-    "rollforward": "AR roll-forward",
-}
-CHECK_RULES: dict[str, str] = {
-    "charges": "EHR charges = billing accepted charges = GL gross revenue, per cost center and day",
-    "claims": "Billing claim payments = 835 CLP04 paid, per claim (CLP01) and payer (AR relief is checked in the ledger)",
-    "cash": "835 BPR02 per EFT trace of the posted remittances = the ERP's cash receipt",
-    "ledger": "carefabric's postings = the ERP ledger read back, per account, cost center, facility and day (debits shown)",
-    "bank": "every 835 payment received = the bank statement's deposit, per EFT trace",
-    "rollforward": "opening AR (ERP) + what carefabric posted = closing AR (ERP), per facility",
-    "integrity": "each document carefabric posted is in the ERP unchanged and once; nothing else posted for the day",
-}
-# reconciliation_items columns (carefabric.store.models.recon) -> the names used here.
-STORE_COLUMN_ALIASES: dict[str, str] = {"check_name": "check", "item_key": "key"}
-SIDE_ORDER: tuple[str, ...] = ("ehr", "billing", "remit", "bank", "carefabric", "gl", "receipt")
-SIDE_LABELS: dict[str, str] = {"ehr": "EHR", "billing": "Billing", "remit": "835 remit", "bank": "Bank",
-                               "carefabric": "carefabric posted", "gl": "GL (ERP)", "receipt": "ERP receipt"}
-
-# What each exception reason means for finance and what fixes it (CONTRACTS.md reason codes).
-REASON_HELP: dict[str, str] = {
-    "HL7_PARSE_ERROR": "EHR message could not be parsed; the rest of its file was processed",
-    "UNKNOWN_CDM": "charge code not in the CDM crosswalk; add it (crosswalk set cdm) and replay",
-    "UNKNOWN_DEPARTMENT": "department not in the department crosswalk; map it and replay",
-    "INACTIVE_COST_CENTER": "department maps to an inactive ERP cost center; remap or reactivate, replay",
-    "UNKNOWN_PAYER": "835 from a payer not in the payer crosswalk; nothing from the file posted",
-    "UNKNOWN_FACILITY": "facility or payee NPI not in the facility crosswalk",
-    "DUPLICATE_INTERCHANGE": "835 already received under another name; not posted twice",
-    "DUPLICATE_PAYMENT": "payment (payer, trace, amount) already received under other envelope numbers; not posted twice",
-    "TRACE_REUSED": "a known payer trace number carries another amount or date; held until someone decides",
-    "REMIT_UNBALANCED": "835 totals do not balance; nothing from it posted",
-    "X12_UNREADABLE": "835 envelope unreadable",
-    "FHIR_PARSE_ERROR": "FHIR resource could not be parsed",
-    "FHIR_CHARGE_STATUS": "ChargeItem with a status that is not a charge decision (unknown); ask the EHR team",
-    "FHIR_INVALID_PRICE": "ChargeItem price in another currency or beyond belief; nothing from it posts",
-    "FHIR_UNPRICED_CHARGE": "ChargeItem without a price and no chargemaster price; set the CDM price and replay",
-    "FHIR_REVERSAL_UNMATCHED": "ChargeItem entered-in-error with no posted charge to reverse; review and discard",
-    "FHIR_MISSING_PAYOR": "Coverage without a payor; the encounter's payer is unknown",
-    "ERP_REJECTED": "ERP rejected a posting (see the exception for the ERP error code)",
-    "ERP_UNCONFIRMED": "the ERP was unavailable; the document is looked up and sent by the next run",
-    "GX_VALIDATION_FAILED": "a data set failed its quality checks (see Data quality)",
-    "ERP_UNAVAILABLE": "ERP did not answer after retries; will post on replay",
-    "BILLING_UNAVAILABLE": "billing platform did not answer after retries",
-    "SFTP_UNAVAILABLE": "payer SFTP did not answer after retries",
-}
-
 
 @dataclass(slots=True)
 class FinanceReport:
@@ -162,226 +114,6 @@ class FinanceReport:
     @property
     def needs_action(self) -> bool:
         return bool(self.unmatched_count or self.exceptions_count or self.quality_failures)
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def format_money(cents: int | None) -> str:
-    """``123456`` -> ``$1,234.56``; negative ``-$12.05``; None (side has no record) -> ``—``."""
-    if cents is None:
-        return "—"
-    value = from_cents(int(cents))
-    sign = "-" if value < 0 else ""
-    return f"{sign}${abs(value):,.2f}"
-
-
-def _cents(value: Any) -> int | None:
-    """A cents cell from a DataFrame as int, or None for a missing side (NaN, NA, None)."""
-    if value is None:
-        return None
-    try:
-        if value != value:  # NaN
-            return None
-    except (TypeError, ValueError):  # pandas.NA refuses to be truth-tested
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            return None
-        return int(Decimal(value))
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"cents must be whole numbers, got {value!r}")
-        return int(value)
-    return int(value)
-
-
-def _text(value: Any) -> str:
-    """A cell as text; missing values as the empty string."""
-    if value is None:
-        return ""
-    try:
-        if value != value:
-            return ""
-    except (TypeError, ValueError):
-        return ""
-    return str(value)
-
-
-def _business_date(value: dt.date | dt.datetime | str) -> str:
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return dt.date.fromisoformat(str(value)[:10]).isoformat()
-
-
-# --------------------------------------------------------------------------- shaping the inputs
-
-
-def _sides(columns: Iterable[str]) -> list[str]:
-    found = {c[: -len("_cents")] for c in columns if c.endswith("_cents") and c != "variance_cents"}
-    return [s for s in SIDE_ORDER if s in found] + sorted(found - set(SIDE_ORDER))
-
-
-def _check_names(summary: Mapping[str, Any], item_checks: Iterable[str]) -> list[str]:
-    names = [k for k, v in summary.items() if isinstance(v, Mapping)]
-    names += [c for c in item_checks if c not in names]
-    return [c for c in CHECK_ORDER if c in names] + [c for c in names if c not in CHECK_ORDER]
-
-
-def _items_frame(items: pandas.DataFrame | None) -> pandas.DataFrame:
-    import pandas as pd
-
-    frame = pd.DataFrame() if items is None else items
-    # Rows read straight from the store's reconciliation_items use its column names.
-    renames = {a: b for a, b in STORE_COLUMN_ALIASES.items() if a in frame.columns and b not in frame.columns}
-    if renames:
-        frame = frame.rename(columns=renames)
-    if "detail" in frame.columns:
-        # The store's JSON detail may hold anything; only its "reason" goes out.
-        if "reason" not in frame.columns:
-            frame = frame.assign(
-                reason=[d.get("reason", "") if isinstance(d, Mapping) else "" for d in frame["detail"]]
-            )
-        frame = frame.drop(columns=["detail"])
-    frame = frame.drop(columns=[c for c in ("id", "run_id") if c in frame.columns])
-    if len(frame.columns) == 0:
-        return pd.DataFrame(columns=["check", "key", "status", "variance_cents", "reason"])
-    missing = {"check", "key", "status"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"reconciliation items lack columns {sorted(missing)}")
-    return frame
-
-
-def _unmatched_records(frame: pandas.DataFrame, checks: list[str], sides: list[str]) -> list[dict[str, Any]]:
-    """Unmatched items as dicts (cents as int or None), ordered by check, status, key."""
-    base = {"check", "key", "status", "variance_cents", "reason"} | {f"{s}_cents" for s in sides}
-    extras = [c for c in frame.columns if c not in base]
-    rank = {c: i for i, c in enumerate(checks)}
-    records = []
-    for row in frame[frame["status"].astype(str) != "matched"].to_dict("records"):
-        sides_cents = {s: _cents(row.get(f"{s}_cents")) for s in sides}
-        variance = _cents(row.get("variance_cents"))
-        if variance is None:
-            present = [v for v in sides_cents.values() if v is not None]
-            variance = (max(present) - min(present)) if len(present) > 1 else (present[0] if present else 0)
-        records.append(
-            {
-                "check": _text(row["check"]),
-                "key": _text(row["key"]),
-                "status": _text(row["status"]),
-                "sides": sides_cents,
-                "variance_cents": variance,
-                "reason": _text(row.get("reason")),
-                # Defence in depth: items should carry no PHI, but if a column that looks like
-                # PHI slipped in, its values go out masked.
-                "extras": {
-                    c: (mask(_text(row.get(c))) if is_phi_column(c) else _text(row.get(c))) for c in extras
-                },
-            }
-        )
-    records.sort(key=lambda r: (rank.get(r["check"], len(rank)), r["status"], r["key"]))
-    return records
-
-
-def _controls(
-    summary: Mapping[str, Any], frame: pandas.DataFrame, checks: list[str], sides: list[str]
-) -> list[dict[str, Any]]:
-    from carefabric.report.charts import status_order
-
-    counted: dict[str, Counter[str]] = {c: Counter() for c in checks}
-    for check, status in zip(frame["check"].astype(str), frame["status"].astype(str), strict=True):
-        counted.setdefault(check, Counter())[status] += 1
-    rows = []
-    for check in checks:
-        entry = summary.get(check) if isinstance(summary.get(check), Mapping) else {}
-        totals = {s: _cents(entry.get(f"{s}_cents")) for s in sides}
-        present = [v for v in totals.values() if v is not None]
-        variance = _cents(entry.get("variance_cents"))
-        if variance is None:
-            variance = max(present) - min(present) if present else 0
-        by_status = dict(entry.get("items_by_status") or counted.get(check, {}))
-        ordered = [(s, int(by_status[s])) for s in status_order(set(by_status))]
-        unmatched = sum(n for s, n in ordered if s != "matched")
-        rows.append(
-            {
-                "check": check,
-                "label": CHECK_LABELS.get(check, check.replace("_", " ").capitalize()),
-                "rule": CHECK_RULES.get(check, ""),
-                "totals": totals,
-                "variance_cents": variance,
-                "items_by_status": ordered,
-                "items_total": sum(n for _, n in ordered),
-                "unmatched": unmatched,
-                "ok": variance == 0 and unmatched == 0,
-            }
-        )
-    return rows
-
-
-def _held_rows(held: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Held charges and unposted 835 cash as rows (what, reason, count, cents), largest first."""
-    rows = [
-        {"what": "EHR charges held", "reason": reason, "count": int(v.get("lines", 0)), "cents": int(v.get("cents", 0)),
-         "help": REASON_HELP.get(reason, "")}
-        for reason, v in (held.get("charges") or {}).items()
-    ]
-    rows += [
-        {"what": "835 cash not posted", "reason": status, "count": int(v.get("transactions", 0)),
-         "cents": int(v.get("cents", 0)), "help": ""}
-        for status, v in (held.get("remittances") or {}).items()
-    ]
-    rows += [
-        {"what": "835 cash in suspense (2400 unapplied cash)", "reason": status,
-         "count": int(v.get("transactions", 0)), "cents": int(v.get("cents", 0)),
-         "help": "the bank received it; it clears when the 835 is fixed and applied"}
-        for status, v in (held.get("suspense") or {}).items()
-    ]
-    return sorted(rows, key=lambda r: (-abs(r["cents"]), r["what"], r["reason"]))
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet cannot run: text starting like a formula gets a leading quote.
-
-    Amounts (``-12.05``) stay numbers; only text that is not a plain number is neutralised.
-    """
-    text = _text(value)
-    if text.startswith(_FORMULA_START):
-        try:
-            float(text)
-        except ValueError:
-            return "'" + text
-    return text
-
-
-def _csv_bytes(records: list[dict[str, Any]], sides: list[str]) -> bytes:
-    """All unmatched items (not capped) with amounts as ERP-style decimal strings (``-12.05``)."""
-    extras = list(records[0]["extras"]) if records else []
-    header = ["check", "key", "status", *(f"{s}_amount" for s in sides), "variance", "reason", *extras]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for r in records:
-        writer.writerow(
-            [
-                _cell(v)
-                for v in (
-                    r["check"],
-                    r["key"],
-                    r["status"],
-                    *("" if r["sides"][s] is None else format_cents(r["sides"][s]) for s in sides),
-                    format_cents(r["variance_cents"]),
-                    r["reason"],
-                    *(r["extras"][c] for c in extras),
-                )
-            ]
-        )
-    return buffer.getvalue().encode("utf-8")
 
 
 # --------------------------------------------------------------------------- rendering
@@ -498,10 +230,11 @@ def build_finance_report(
 
     Pure: reads nothing and sends nothing, so the same inputs give the same report (the DAG can
     archive it, a test can read it). See the module docstring for the input shapes. ``held``:
-    money of the date that did not post (``claims_reconciliation.money_held``), shown first
-    with its reasons in dollars; ``warnings``: missing feeds and the like, each a sentence;
-    ``rollforward``: the AR roll-forward rows per facility (``reconciliation.rollforward``);
-    ``no_activity``: nothing arrived or posted for the date (None: no items and nothing held).
+    money of the date that did not post (``close_facts.money_held``), shown first with its
+    reasons in dollars and as lines of the control totals; ``warnings``: missing feeds and the
+    like, each a sentence; ``rollforward``: the AR roll-forward rows per facility, each with its
+    payers (``reconciliation.rollforward``); ``no_activity``: nothing arrived or posted for the
+    date (None: no items and nothing held).
     """
     date = _business_date(business_date)
     held_rows = _held_rows(held or {})
@@ -513,192 +246,92 @@ def build_finance_report(
         if isinstance(entry, Mapping):
             side_keys += list(entry)
     sides = _sides(side_keys)
-
     controls = _controls(summary, frame, checks, sides)
     unmatched = _unmatched_records(frame, checks, sides)
     results = [QualityResult.coerce(q) for q in quality]
-    exceptions = [
+    exceptions = _exception_rows(exceptions_by_reason)
+    exceptions_total = sum(e["count"] for e in exceptions)
+    quality_failures = sum(1 for q in results if not q.success)
+    csv_name = f"unmatched_{date}.csv"
+    attachments: list[tuple[str, bytes, str]] = [(csv_name, _csv_bytes(unmatched, sides), "text/csv")]
+    inline = _chart_parts(date, controls, exceptions) if chart else []
+    attachments += [(name, png, mime) for _, name, png, mime in inline]
+    held_cents = sum(r["cents"] for r in held_rows)
+    empty_day = (frame.empty and not held_rows) if no_activity is None else no_activity
+    subject = _subject_with_actions(_subject(date, len(unmatched), exceptions_total, quality_failures),
+                                    date, held_cents, warnings, empty_day)
+    ctx: dict[str, Any] = {
+        "subject": subject, "business_date": date, "run_id": _text(summary.get("run_id")), "sides": sides,
+        "side_labels": {s: SIDE_LABELS.get(s, s) for s in sides}, "controls": controls,
+        "posting": _posting(summary), "other_totals": _other_totals(summary, checks), "unmatched": unmatched,
+        "unmatched_shown": unmatched[: max(max_rows, 0)], "unmatched_total": len(unmatched),
+        "exceptions": exceptions, "exceptions_total": exceptions_total, "quality": results,
+        "quality_failures": quality_failures, "chart_cid": inline[0][0] if inline else None, "csv_name": csv_name,
+        "attachment_names": [a[0] for a in attachments],
+        "needs_action": bool(unmatched or exceptions_total or quality_failures or held_cents or warnings or empty_day),
+        "held_rows": held_rows, "rollforward": [dict(r) for r in rollforward], "held_cents": held_cents,
+        "warnings": list(warnings), "empty_day": empty_day,
+    }
+    html = _environment().get_template(HTML_TEMPLATE).render(**ctx)
+    return FinanceReport(subject=subject, html=html, text=_plain_text(ctx), attachments=attachments, inline=inline,
+                         business_date=date, unmatched_count=len(unmatched), exceptions_count=exceptions_total,
+                         quality_failures=quality_failures)
+
+
+def _exception_rows(exceptions_by_reason: Mapping[str, int]) -> list[dict[str, Any]]:
+    return [
         {"reason": reason, "count": int(count), "help": REASON_HELP.get(reason, "")}
         for reason, count in sorted(exceptions_by_reason.items(), key=lambda kv: (-int(kv[1]), kv[0]))
         if int(count)
     ]
-    exceptions_total = sum(e["count"] for e in exceptions)
-    quality_failures = sum(1 for q in results if not q.success)
 
-    posting: dict[str, Any] = {}
-    if any(k in summary for k in ("journals_posted", "debits_cents", "credits_cents")):
-        debits, credits = _cents(summary.get("debits_cents")), _cents(summary.get("credits_cents"))
-        posting = {
-            "journals_posted": int(summary.get("journals_posted") or 0),
-            "debits_cents": debits,
-            "credits_cents": credits,
-            "balanced": debits == credits,
-        }
+
+def _posting(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Journals posted for the date and whether their debits equal their credits."""
+    if not any(k in summary for k in ("journals_posted", "debits_cents", "credits_cents")):
+        return {}
+    debits, credits = _cents(summary.get("debits_cents")), _cents(summary.get("credits_cents"))
+    return {"journals_posted": int(summary.get("journals_posted") or 0), "debits_cents": debits,
+            "credits_cents": credits, "balanced": debits == credits}
+
+
+def _other_totals(summary: Mapping[str, Any], checks: list[str]) -> list[tuple[str, str]]:
     shown = {"business_date", "run_id", "journals_posted", "debits_cents", "credits_cents", *checks}
-    other_totals = [
-        (
-            k.removesuffix("_cents").replace("_", " ").capitalize(),
-            format_money(_cents(v)) if k.endswith("_cents") else _text(v),
-        )
+    return [
+        (k.removesuffix("_cents").replace("_", " ").capitalize(),
+         format_money(_cents(v)) if k.endswith("_cents") else _text(v))
         for k, v in summary.items()
         if k not in shown and not isinstance(v, Mapping | list | tuple | dict)
     ]
 
-    csv_name = f"unmatched_{date}.csv"
-    attachments: list[tuple[str, bytes, str]] = [(csv_name, _csv_bytes(unmatched, sides), "text/csv")]
-    inline: list[tuple[str, str, bytes, str]] = []
-    chart_cid = None
-    if chart:
-        from carefabric.report.charts import reconciliation_chart
 
-        png = reconciliation_chart(
-            {row["check"]: dict(row["items_by_status"]) for row in controls},
-            {e["reason"]: e["count"] for e in exceptions},
-            title=f"Reconciliation {date}",
-        )
-        png_name = f"reconciliation_{date}.png"
-        chart_cid = f"reconciliation-chart-{date}@carefabric"  # stable: same inputs, same HTML
-        inline.append((chart_cid, png_name, png, "image/png"))
-        attachments.append((png_name, png, "image/png"))
+def _chart_parts(date: str, controls: list[dict[str, Any]],
+                 exceptions: list[dict[str, Any]]) -> list[tuple[str, str, bytes, str]]:
+    """The chart as an inline part (cid, filename, png, mime); the cid is stable for the same inputs."""
+    from carefabric.report.charts import reconciliation_chart
 
-    held_cents = sum(r["cents"] for r in held_rows)
-    empty_day = (frame.empty and not held_rows) if no_activity is None else no_activity
-    subject = _subject(date, len(unmatched), exceptions_total, quality_failures)
-    if held_cents or warnings or empty_day:
-        extra = ([f"{format_money(held_cents)} not posted"] if held_cents else []) + (
-            [f"{len(warnings)} missing feed warning{'s' if len(warnings) != 1 else ''}"] if warnings else [])
-        if empty_day:
-            extra.append("no activity recorded")
-        status = subject.split(": ", 1)[1]
-        joined = ", ".join(extra)
-        subject = (f"[carefabric] Reconciliation {date}: action needed: {joined}" if status == "all matched"
-                   else f"{subject}, {joined}")
-    ctx: dict[str, Any] = {
-        "subject": subject,
-        "business_date": date,
-        "run_id": _text(summary.get("run_id")),
-        "sides": sides,
-        "side_labels": {s: SIDE_LABELS.get(s, s) for s in sides},
-        "controls": controls,
-        "posting": posting,
-        "other_totals": other_totals,
-        "unmatched": unmatched,
-        "unmatched_shown": unmatched[: max(max_rows, 0)],
-        "unmatched_total": len(unmatched),
-        "exceptions": exceptions,
-        "exceptions_total": exceptions_total,
-        "quality": results,
-        "quality_failures": quality_failures,
-        "chart_cid": chart_cid,
-        "csv_name": csv_name,
-        "attachment_names": [a[0] for a in attachments],
-        "needs_action": bool(unmatched or exceptions_total or quality_failures or held_cents or warnings or empty_day),
-        "held_rows": held_rows,
-        "rollforward": [dict(r) for r in rollforward],
-        "held_cents": held_cents,
-        "warnings": list(warnings),
-        "empty_day": empty_day,
-    }
-    html = _environment().get_template(HTML_TEMPLATE).render(**ctx)
-    return FinanceReport(
-        subject=subject,
-        html=html,
-        text=_plain_text(ctx),
-        attachments=attachments,
-        inline=inline,
-        business_date=date,
-        unmatched_count=len(unmatched),
-        exceptions_count=exceptions_total,
-        quality_failures=quality_failures,
+    png = reconciliation_chart(
+        {row["check"]: dict(row["items_by_status"]) for row in controls},
+        {e["reason"]: e["count"] for e in exceptions},
+        title=f"Reconciliation {date}",
     )
+    return [(f"reconciliation-chart-{date}@carefabric", f"reconciliation_{date}.png", png, "image/png")]
 
 
-# --------------------------------------------------------------------------- delivery
+def _subject_with_actions(subject: str, date: str, held_cents: int, warnings: Sequence[str], empty_day: bool) -> str:
+    """The subject names money not posted, missing feeds and an empty day: never "all matched" then."""
+    if not (held_cents or warnings or empty_day):
+        return subject
+    extra = ([f"{format_money(held_cents)} not posted"] if held_cents else []) + (
+        [f"{len(warnings)} missing feed warning{'s' if len(warnings) != 1 else ''}"] if warnings else [])
+    if empty_day:
+        extra.append("no activity recorded")
+    status = subject.split(": ", 1)[1]
+    joined = ", ".join(extra)
+    return (f"[carefabric] Reconciliation {date}: action needed: {joined}" if status == "all matched"
+            else f"{subject}, {joined}")
 
 
-def _addresses(recipients: str | Sequence[str]) -> list[str]:
-    if isinstance(recipients, str):
-        recipients = recipients.replace(";", ",").split(",")
-    found = [r.strip() for r in recipients if r and r.strip()]
-    if not found:
-        raise ValueError("no recipients")
-    return found
+from carefabric.report.delivery import send, to_mime  # noqa: E402 - re-exported: one import path
 
-
-def to_mime(report: FinanceReport, *, sender: str, recipients: str | Sequence[str]) -> EmailMessage:
-    """The report as one message::
-
-        multipart/mixed
-          multipart/alternative
-            text/plain                      report.text
-            multipart/related
-              text/html                     report.html (img src="cid:...")
-              image/png  Content-ID <cid>   inline chart
-          text/csv     attachment           unmatched_<date>.csv
-          image/png    attachment           reconciliation_<date>.png
-
-    The chart is both inline (so it shows in the body) and attached (so it survives clients
-    that strip related parts and can be forwarded on its own).
-    """
-    to = _addresses(recipients)
-    msg = EmailMessage()
-    msg["Subject"] = report.subject
-    msg["From"] = sender
-    msg["To"] = ", ".join(to)
-    msg["Date"] = formatdate(localtime=True)
-    domain = sender.rsplit("@", 1)[-1].strip("> ") if "@" in sender else "carefabric.local"
-    msg["Message-ID"] = make_msgid(domain=domain)  # short: a folded Message-ID confuses some clients
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies to a robot
-    msg.set_content(report.text)
-    msg.add_alternative(report.html, subtype="html")
-    html_part = msg.get_payload()[1]
-    for cid, filename, data, mime in report.inline:
-        maintype, subtype = mime.split("/", 1)
-        html_part.add_related(
-            data, maintype=maintype, subtype=subtype, cid=f"<{cid}>", filename=filename, disposition="inline"
-        )
-    for filename, data, mime in report.attachments:
-        maintype, subtype = mime.split("/", 1)
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return msg
-
-
-def send(
-    report: FinanceReport,
-    *,
-    host: str,
-    port: int,
-    sender: str,
-    recipients: str | Sequence[str],
-    username: str | None = None,
-    password: str | None = None,
-    use_tls: bool = False,
-    use_ssl: bool = False,
-    timeout: float = 30.0,
-) -> str:
-    """Send the report over SMTP and return its Message-ID.
-
-    ``use_tls`` upgrades a plain connection with STARTTLS (port 587); ``use_ssl`` connects with
-    implicit TLS (port 465). Both verify the server certificate. Recipients the server refuses
-    while accepting others are logged, not raised: the message went out, and retrying the task
-    would send it again to everyone who already has it. If every recipient is refused smtplib
-    raises ``SMTPRecipientsRefused``.
-    """
-    to = _addresses(recipients)
-    msg = to_mime(report, sender=sender, recipients=to)
-    context = ssl.create_default_context() if (use_tls or use_ssl) else None
-    client: smtplib.SMTP
-    if use_ssl:
-        client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
-    else:
-        client = smtplib.SMTP(host, port, timeout=timeout)
-    with client:
-        if use_tls and not use_ssl:
-            client.starttls(context=context)
-        if username:
-            client.login(username, password or "")
-        refused = client.send_message(msg, from_addr=sender, to_addrs=to)
-    if refused:
-        log.warning("finance report %s refused for %s", msg["Message-ID"], sorted(refused))
-    log.info("finance report for %s sent to %d recipient(s)", report.business_date, len(to) - len(refused))
-    return str(msg["Message-ID"])
+__all__ = ["UNMATCHED_HTML_CAP", "FinanceReport", "build_finance_report", "format_money", "send", "to_mime"]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from carefabric.store.models.base import Base, cents, created_at, fk, one_of, pk
 
 RUN_STATUSES = ("running", "completed", "failed")
-RECON_CHECKS = ("charges", "claims", "cash", "bank", "ledger", "integrity", "rollforward")
+RECON_CHECKS = ("charges", "claims", "cash", "bank", "ledger", "integrity", "rollforward", "revenue", "remittance")
 RECON_STATUSES = (
     "matched",
     "missing_in_ehr",
@@ -39,7 +39,7 @@ class ReconciliationRun(Base):
 
     id: Mapped[int] = pk()
     business_date: Mapped[dt.date] = mapped_column(Date, index=True)
-    check_set: Mapped[str] = mapped_column(String(64), default="charges,claims,cash")
+    check_set: Mapped[str] = mapped_column(String(255), default="charges,claims,cash")
     run_number: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="running")
     started_at: Mapped[dt.datetime] = created_at()
@@ -54,7 +54,7 @@ class ReconciliationRun(Base):
 class ReconciliationItem(Base):
     """The outcome for one key of one check; key (run_id, check_name, item_key).
 
-    ``check_name`` is charges/claims/cash/bank/ledger/integrity/rollforward (``check`` is an SQL keyword). Amounts
+    ``check_name`` is one of ``RECON_CHECKS`` (``check`` is an SQL keyword). Amounts
     per side are cents, NULL where that side has nothing; ``gl_cents`` is always the ERP's own
     ledger as read back through its API; ``variance_cents`` is what does not match.
     """
