@@ -79,39 +79,12 @@ def claims_reconciliation() -> None:
 
     @task
     def email_finance(result: dict) -> str:
-        import pandas as pd
-        from airflow.sdk import Connection
-        from sqlalchemy import select
+        from carefabric.interfaces.reconciliation_email import report_for_run
+        from carefabric_airflow.email import send_report
 
-        from carefabric.interfaces.claims_reconciliation import build_report
-        from carefabric.report import send
-        from carefabric.store.db import session_scope
-        from carefabric.store.models import ReconciliationItem, ReconciliationRun
-
-        day = business_date(get_current_context())
-        with session_scope(engine()) as session:
-            run = session.get(ReconciliationRun, result["run_id"])
-            items = pd.DataFrame(
-                [
-                    {"check": i.check_name, "key": i.item_key, "status": i.status, "ehr_cents": i.ehr_cents,
-                     "billing_cents": i.billing_cents, "remit_cents": i.remit_cents, "gl_cents": i.gl_cents,
-                     "bank_cents": i.bank_cents, "carefabric_cents": i.carefabric_cents,
-                     "variance_cents": i.variance_cents, "reason": i.reason}
-                    for i in session.scalars(select(ReconciliationItem).where(ReconciliationItem.run_id == result["run_id"]))
-                ]
-            )
-            totals = dict(run.control_totals or {})
-        report = build_report(engine(), day, items, totals)
-        recipients = [r.strip() for r in variable("carefabric_finance_recipients", "finance@hospital.example").split(",")]
-        # The report has an inline chart (multipart/related), which SmtpHook.send_email_smtp cannot
-        # build; the connection still comes from Airflow (``finance_smtp``).
-        conn = Connection.get("finance_smtp")
-        extra = conn.extra_dejson
-        message_id = send(
-            report, host=conn.host, port=int(conn.port or 25), sender=extra.get("from_email", "carefabric@hospital.example"),
-            recipients=recipients, username=conn.login or None, password=conn.password or None,
-            use_tls=not extra.get("disable_tls", False), use_ssl=not extra.get("disable_ssl", True),
-        )
+        report = report_for_run(engine(), result["run_id"], business_date(get_current_context()))
+        recipients = variable("carefabric_finance_recipients", "finance@hospital.example")
+        message_id = send_report(report, conn_id="finance_smtp", recipients=recipients)
         return f"{report.subject} ({message_id})"
 
     @task(outlets=[RECONCILIATION])

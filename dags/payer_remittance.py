@@ -4,7 +4,9 @@ Every 10 minutes a run lists ``/inbound/<payer>/*.835`` on the payer SFTP server
 provider) and takes what is there: scheduled runs poll instead of sleeping in a sensor, so a
 manual trigger never waits behind one (``wait_for_files`` lets a manual run wait for files).
 Each file is fetched by its own mapped task (unsafe names refused, original moved to
-``/archive/<payer>/`` on the server) and processed by another (pyx12 syntax and a 999 for every
+``/archive/<payer>/`` on the server), staged in the handoff store (``carefabric_airflow.handoff``:
+object storage, ``CAREFABRIC_HANDOFF_URL``, never a worker's disk, so ``process`` may run on
+another worker) and processed by another (pyx12 syntax and a 999 for every
 file, streaming parse with balancing, duplicate interchange check, payer and payee mapping).
 Files are validated in parallel mapped tasks, not in series. A run that found files updates the
 ``REMITTANCES`` asset (business date and counts in the event's extra). The logic is in

@@ -113,11 +113,11 @@ def seed_store(engine: Engine, scenario_dir: Path) -> None:
 
 
 def erp_client(url: str, **kwargs: Any) -> ErpClient:
-    return ErpClient(RestClient(f"{url}/api/v1", ERP_TOKEN, **kwargs))
+    return ErpClient(RestClient.with_token(f"{url}/api/v1", ERP_TOKEN, **kwargs))
 
 
 def billing_client(url: str, **kwargs: Any) -> BillingClient:
-    return BillingClient(RestClient(f"{url}/api/v1", BILLING_TOKEN, **kwargs))
+    return BillingClient(RestClient.with_token(f"{url}/api/v1", BILLING_TOKEN, idempotent_posts=True, **kwargs))
 
 
 def admin(url: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import email
 import email.policy
 import io
 import re
+import smtplib
 import socket
 import threading
 from collections.abc import Iterator
@@ -305,13 +306,9 @@ def smtp_server() -> Iterator[tuple[int, _Collector]]:
 
 def test_send_delivers_to_a_real_smtp_server(report, smtp_server) -> None:
     port, handler = smtp_server
-    message_id = send(
-        report,
-        host="127.0.0.1",
-        port=port,
-        sender="carefabric@hospital.example",
-        recipients=["finance@hospital.example", "controller@hospital.example"],
-    )
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        message_id = send(report, client, sender="carefabric@hospital.example",
+                          recipients=["finance@hospital.example", "controller@hospital.example"])
     assert handler.received.wait(10)
     (mail_from, rcpt_tos, raw) = handler.messages[0]
     assert mail_from == "carefabric@hospital.example"

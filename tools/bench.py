@@ -358,7 +358,7 @@ def bench_ledger_readback(work: Path, sizes: dict[str, int]) -> None:
     day = dt.date(2026, 11, 23)
     say(f"\n== ledger close: {n:,} ERP journal lines read back through the API, ledger and integrity checks")
     with SandboxServers(work / "ledger_sandbox") as servers:
-        erp = ErpClient(RestClient(f"{servers.erp_url}/api/v1", ERP_TOKEN))
+        erp = ErpClient(RestClient.with_token(f"{servers.erp_url}/api/v1", ERP_TOKEN))
         import requests
 
         accounts = [{"account": f"4{i:03d}", "active": True} for i in range(per_doc)] + [{"account": "1200", "active": True}]

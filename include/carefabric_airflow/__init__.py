@@ -14,7 +14,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from airflow.sdk import BaseNotifier, Connection, Variable
+from airflow.sdk import BaseNotifier, Variable
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,19 @@ class ExceptionQueueSuccessNotifier(BaseNotifier):
 
 
 def is_transient(error: BaseException | None) -> bool:
-    """Peer unavailable or throttling (retry), as opposed to a business rejection or a bug."""
+    """Peer unavailable or throttling (retry), as opposed to a business rejection or a bug.
+
+    Classified by type (``isinstance``), never by class name: a subclass counts as its parent.
+    """
+    import smtplib
+
     import paramiko
 
     from carefabric.clients.rest import TransientError
 
-    return isinstance(error, TransientError | paramiko.SSHException | ConnectionError | TimeoutError)
+    transient = (TransientError, paramiko.SSHException, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError,
+                 ConnectionError, TimeoutError)
+    return isinstance(error, transient)
 
 
 #: No task may run unbounded (a hung peer holds a worker and a pool slot); a whole run is
@@ -118,25 +125,18 @@ def engine() -> Any:
     return get_engine()
 
 
-def _rest(conn_id: str) -> Any:
-    from carefabric.clients.rest import RestClient
-
-    conn = Connection.get(conn_id)
-    extra = conn.extra_dejson
-    base = f"{conn.schema or 'http'}://{conn.host}:{conn.port}{extra.get('base_path', '/api/v1')}"
-    return RestClient(base, conn.password or "")
-
-
 def billing_client(conn_id: str = "billing_api") -> Any:
-    from carefabric.clients.billing import BillingClient
+    """The billing REST client from its Airflow connection (``carefabric_airflow.http``)."""
+    from carefabric_airflow.http import billing_client as build
 
-    return BillingClient(_rest(conn_id))
+    return build(conn_id)
 
 
 def erp_client(conn_id: str = "erp_api") -> Any:
-    from carefabric.clients.erp import ErpClient
+    """The ERP REST client from its Airflow connection (``carefabric_airflow.http``)."""
+    from carefabric_airflow.http import erp_client as build
 
-    return ErpClient(_rest(conn_id))
+    return build(conn_id)
 
 
 def variable(name: str, default: str) -> str:

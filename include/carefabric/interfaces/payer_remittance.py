@@ -2,9 +2,10 @@
 
 The story, in the order the ``payer_remittance`` DAG runs it:
 
-1. The DAG's sensor lists ``/inbound/<payer>/*.835`` on the SFTP server; each file is fetched by
-   its own mapped task, which refuses unsafe names (``safe_remote_path``), downloads to a local
-   inbox and moves the original into ``/archive/<payer>/`` on the server.
+1. The DAG lists ``/inbound/<payer>/*.835`` on the SFTP server; each file is fetched by its own
+   mapped task, which refuses unsafe names (``accept_remote_path``), stages the bytes for the
+   next task (``carefabric_airflow.handoff``: object storage, not the worker's disk) and moves
+   the original into ``/archive/<payer>/`` on the server (``carefabric_airflow.payer_transport``).
 2. ``process_file`` (one mapped task per file): register by sha256, copy to the local archive,
    refuse a duplicate interchange (same bytes under another name, or ISA13/GS06/ST02 already
    stored), recognise a payment already received under new envelope numbers
@@ -76,6 +77,20 @@ def safe_remote_path(remote_path: str, inbound_root: str = "/inbound") -> tuple[
         raise UnsafeFileName(f"unexpected remote path {remote_path!r}")
     payer, name = safe_name(parts[-2]), safe_name(parts[-1])
     return payer, name
+
+
+def accept_remote_path(engine: Engine, remote_path: str, inbound_root: str = "/inbound") -> tuple[str, str] | None:
+    """(payer, name) of a listed file, or None after an ``UNSAFE_FILE_NAME`` exception for it
+    (the file stays on the server untouched; the rest of the listing goes on)."""
+    try:
+        return safe_remote_path(remote_path, inbound_root)
+    except UnsafeFileName as exc:
+        with session_scope(engine) as session:
+            open_business_exception(
+                session, reason_code="UNSAFE_FILE_NAME", interface=INTERFACE, record_type="remote_file",
+                record_key=remote_path[:255], summary=str(exc)[:480],
+            )
+        return None
 
 
 #: File-level reasons a crosswalk fix can cure: replaying them reads the archived file again.
