@@ -32,6 +32,7 @@ from fastapi import HTTPException, Request
 from carefabric.console import create_app
 from carefabric.console.replay import REPLAY_DAG, TriggeredRun, TriggerError
 from carefabric.console.security import AuthError, Principal
+from carefabric.metrics_router import router as metrics_router
 from carefabric.store.db import get_engine
 
 URL_PREFIX = "/carefabric"
@@ -144,6 +145,7 @@ def build_app(**overrides: Any) -> Any:
 
 #: The console app; its engine is made at the first request (importing this opens no database).
 app = build_app()
+app.include_router(metrics_router)  # GET /carefabric/metrics (Prometheus), behind the same login
 
 
 class CarefabricConsolePlugin(AirflowPlugin):
