@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -388,13 +388,15 @@ def _charge_lines_from_files(scenario: Path, truth: dict[str, Any]) -> list[dict
                 if seg.startswith("FT1|"):
                     f = seg.split("|")
                     assert f[6] in ("CG", "CD")
-                    assert (f[6] == "CD") == (_cents(f[11]) < 0)
+                    assert f[6] == "CD" or _cents(f[11]) > 0
+                    # a credit comes signed or unsigned (positive numbers under CD): both are negative
+                    sign = -1 if f[6] == "CD" and _cents(f[11]) > 0 else 1
                     lines.append(
                         {
                             "facility": facility,
                             "cdm": f[7].split("^")[0],
-                            "qty": int(f[10]),
-                            "amount": _cents(f[11]),
+                            "qty": sign * Decimal(f[10]),
+                            "amount": sign * _cents(f[11]),
                             "dept": f[13].split("^")[0],
                             "date": f[4],
                             "malformed": in_malformed,
@@ -478,7 +480,7 @@ def test_charges_and_supply_reconcile_with_the_files(scenario: Path, truth: dict
     revenue: dict[tuple[str, str, str], int] = defaultdict(int)
     ar: dict[str, int] = defaultdict(int)
     expense: dict[tuple[str, str], int] = defaultdict(int)
-    movement: dict[tuple[str, str, str], int] = defaultdict(int)
+    movement: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     lines = _charge_lines_from_files(scenario, truth)
     held = defaultdict(int)
     for line in lines:
@@ -497,7 +499,9 @@ def test_charges_and_supply_reconcile_with_the_files(scenario: Path, truth: dict
         revenue[(entry["revenue_account"], cc, line["facility"])] += line["amount"]
         ar[line["facility"]] += line["amount"]
         if entry["erp_item"]:
-            expense[(cc, line["facility"])] += line["qty"] * costs[entry["erp_item"]]
+            # the supply cost of a fractional quantity is rounded half up per line
+            cost = Decimal(line["qty"]) * costs[entry["erp_item"]]
+            expense[(cc, line["facility"])] += int(cost.quantize(Decimal(1), rounding=ROUND_HALF_UP))
             movement[(locations[line["facility"]], entry["erp_item"], cc)] -= line["qty"]
     assert dict(held) == truth["counts"]["charge_lines_held"]
     assert len(lines) - held["HL7_PARSE_ERROR"] == truth["counts"]["charge_lines"]
@@ -522,9 +526,9 @@ def test_charges_and_supply_reconcile_with_the_files(scenario: Path, truth: dict
     inventory = sum(_cents(ln["credit"]) for ln in journals["SUPPLY"]["lines"] if ln["account"] == "1400")
     assert inventory == sum(expense.values())
     moves = truth["inventory_movements"]
-    got_movement = {(m["location"], m["item"], m["cost_center"]): int(m["quantity"]) for m in moves}
+    got_movement = {(m["location"], m["item"], m["cost_center"]): Decimal(m["quantity"]) for m in moves}
     assert got_movement == dict(movement) and len(moves) == len(movement)
-    assert all(int(m["quantity"]) < 0 and m["movement_date"] == "2025-03-14" for m in moves)
+    assert all(Decimal(m["quantity"]) < 0 and m["movement_date"] == "2025-03-14" for m in moves)
 
 
 def test_remit_journal_and_cash_receipts_reconcile_with_the_835s(

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,15 @@ class DayRun:
 
 
 def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
-    """Steps 3-8 of the demo for a generated scenario; returns the report with its differences."""
+    """The scenario's first business date (``day.business_date``) through every DAG, rerun and
+    fixed; returns the report with its differences from the ground truth."""
+    return run_days(day, scenario, [day.business_date])
+
+
+def run_days(day: DayRun, scenario: Path, dates: list[str]) -> dict[str, Any]:
+    """Install the scenario once; run each business date in turn as the scheduler would (the
+    first one also rerun and fixed: the missing chargemaster entry, then the unknown payer);
+    make the truth's ERP edits between posting and the close; judge every date."""
     truth = json.loads((scenario / "ground_truth.json").read_text())
     started = time.monotonic()
     day.log("\n== load the scenario into the peers; migrate the store; import the governed crosswalks")
@@ -133,53 +142,118 @@ def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
     day.log(f"   crosswalks: {day.prepare_store(scenario)}")
     day.log("\n== prepare Airflow (metadata DB, connections and variables from airflow_settings.yaml)")
     aenv = day.prepare_airflow()
-    fault = day.arm_erp_fault(truth)
-    if fault:
-        day.log(f"   armed: ERP {fault['method']} {fault['path_prefix']} -> {fault['status']} x{fault['count']}")
+    checks: list[str] = []
+    first_pass = second_pass = {}
+    for index, date in enumerate(dates):
+        day.business_date = date
+        if index == 0:
+            fault = day.arm_erp_fault(truth)
+            if fault:
+                day.log(f"   armed: ERP {fault['method']} {fault['path_prefix']} -> {fault['status']} x{fault['count']}")
+        suffix = "" if index == 0 else f" [{date}]"
+        day.log(f"\n== run the DAGs for {date}: {' -> '.join(ORDER)}")
+        for dag_id in ORDER[:-1]:
+            day.run(aenv, dag_id, {"business_date": date}, dag_id + suffix)
+        for edit in (e for e in truth.get("erp_edits", []) if e["business_date"] == date):
+            day.log(f"   someone edits the ERP: {apply_erp_edit(day.peers.erp_url, edit)}")
+        day.run(aenv, ORDER[-1], {"business_date": date}, ORDER[-1] + suffix)
+        if index == 0:
+            first_pass, second_pass, more = _rerun_and_fix(day, aenv, scenario, truth)
+            checks += more
+    day.business_date = dates[0]
+    return _report(day, scenario, truth, dates, checks, first_pass, second_pass, started)
 
+
+def _rerun_and_fix(day: DayRun, aenv: dict[str, str], scenario: Path,
+                   truth: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """The first date again (nothing new may post), then the operators' fixes and replays."""
     conf = {"business_date": day.business_date}
-    day.log(f"\n== run the DAGs for {day.business_date}: {' -> '.join(ORDER)}")
-    for dag_id in ORDER:
-        day.run(aenv, dag_id, conf)
     first_pass = day.peer_counts()
-
     day.log("\n== the same day again (extracts re-read, 835s re-delivered): nothing new may post")
     day.install(scenario, sftp_only=True)
     day.run(aenv, "ehr_ingest", {**conf, "include_processed": True}, "ehr_ingest (rerun)")
     day.run(aenv, "payer_remittance", conf, "payer_remittance (rerun)")
     day.run(aenv, "erp_posting", conf, "erp_posting (rerun)")
     second_pass = day.peer_counts()
-    rerun_diffs = [] if second_pass == first_pass else [f"rerun changed the peers: {first_pass} -> {second_pass}"]
+    diffs = [] if second_pass == first_pass else [f"rerun changed the peers: {first_pass} -> {second_pass}"]
 
-    day.log("\n== add the missing crosswalk entry, replay its exceptions, reconcile again")
+    day.log("\n== add the missing crosswalk entry and map the unknown payer; replay their exceptions; reconcile again")
     fix = truth["after_fix"]["crosswalk"]
-    from carefabric.store.crosswalks import set_cdm
+    payer = truth.get("after_payer_fix", {}).get("payer")
+    from carefabric.store.crosswalks import set_cdm, set_payer
     from carefabric.store.db import get_engine, session_scope
 
+    if payer:
+        add_erp_payer(day.peers.erp_url, scenario, payer)
     engine = get_engine(day.db_url)
     with session_scope(engine) as session:
         set_cdm(session, fix["cdm_code"], fix["revenue_account"], erp_item=fix.get("erp_item"),
                 procedure_code=fix.get("procedure_code"), description=fix.get("description"), actor="demo")
+        if payer:
+            set_payer(session, payer["x12_payer_id"], payer["erp_payer_id"], actor="demo")
     engine.dispose()
     # Master data now finds the held line resolvable and triggers exception_replay with its id;
-    # the demo then runs the replay itself (the way an operator would from the UI).
+    # the demo then runs the replays itself (the way an operator would from the UI).
     day.run(aenv, "erp_master_data", conf, "erp_master_data (after fix)")
     requeued = [c for c in dag_run_confs(aenv, "exception_replay") if c.get("exception_ids")]
-    requeue_diffs = [] if requeued else ["erp_master_data did not re-queue the exception the fix resolves"]
+    diffs += [] if requeued else ["erp_master_data did not re-queue the exception the fix resolves"]
     day.log(f"   re-queued for replay: {requeued[0]['exception_ids'] if requeued else 'nothing'}")
     day.run(aenv, "exception_replay", {"reason_code": "UNKNOWN_CDM", "actor": "demo"}, "exception_replay (after fix)")
+    if payer:
+        day.run(aenv, "exception_replay", {"reason_code": "UNKNOWN_PAYER", "actor": "demo"},
+                "exception_replay (payer mapped)")
     day.run(aenv, "claims_reconciliation", conf, "claims_reconciliation (after fix)")
+    return first_pass, second_pass, diffs
 
+
+def apply_erp_edit(erp_url: str, edit: dict[str, Any]) -> str:
+    """Make one of the truth's ``erp_edits`` in the ERP, the way a person with ERP access would."""
+    import requests
+
+    from sandbox.judge import erp_records
+
+    journals = erp_records(erp_url, "erp-sandbox-token", edit["business_date"])["journals"]
+    for journal in journals:
+        if journal.get("source") != edit["source"]:
+            continue
+        for number, line in enumerate(journal["lines"], start=1):
+            if line["account"] == edit["account"] and line.get("facility") == edit["facility"] \
+                    and f"{Decimal(str(line[edit['field']])):.2f}" == edit["was"]:
+                body = {"action": "update_line", "document_id": journal["document_id"],
+                        "line_no": line.get("line_no", number), "set": {edit["field"]: edit["set"]}}
+                requests.post(f"{erp_url}/_sandbox/ledger-edit", json=body, timeout=10).raise_for_status()
+                return f"{journal['document_id']} line {body['line_no']} {edit['account']} {edit['facility']} " \
+                       f"{edit['field']} {edit['was']} -> {edit['set']}"
+    raise RuntimeError(f"no ERP line to edit for {edit}")
+
+
+def add_erp_payer(erp_url: str, scenario: Path, payer: dict[str, str]) -> None:
+    """Finance adds the payer to the ERP's master (the sandbox's load replaces the payer list)."""
+    import requests
+
+    master = json.loads((scenario / "erp_master.json").read_text())
+    payers = [*master["payers"], {"payer_id": payer["erp_payer_id"], "name": payer["name"],
+                                  "x12_id": payer["x12_payer_id"], "active": True}]
+    requests.post(f"{erp_url}/_sandbox/load", json={"payers": payers}, timeout=10).raise_for_status()
+
+
+def _report(day: DayRun, scenario: Path, truth: dict[str, Any], dates: list[str], checks: list[str],
+            first_pass: dict[str, Any], second_pass: dict[str, Any], started: float) -> dict[str, Any]:
     from sandbox.judge import judge
 
     summary = store_summary(day.db_url)
-    verdict = judge(scenario / "ground_truth.json", day.peers.erp_url, "erp-sandbox-token", after_fix=True, bank=True)
-    differences = verdict["differences"] + judge_faults(truth, summary) + rerun_diffs + requeue_diffs
+    payer_fixed = bool(truth.get("after_payer_fix"))
+    verdict = judge(scenario / "ground_truth.json", day.peers.erp_url, "erp-sandbox-token", after_fix=True, bank=True,
+                    payer_fixed=payer_fixed, edited=True, dates=dates)
+    close = judge_close(truth, dates, day.db_url)
+    differences = verdict["differences"] + judge_faults(truth, summary, payer_fixed=payer_fixed) + checks
+    differences += close["differences"]
     differences += [f"DAG {d} ended {s}" for d, s in day.states.items() if s != "success"]
     mail = sorted((day.peers.sandbox_dir / "mail").glob("*.eml"))
     postings = summary["erp_postings"]
     return {
-        "business_date": day.business_date,
+        "business_date": dates[0],
+        "business_dates": dates,
         "dag_states": dict(day.states),
         **{k: v for k, v in summary.items() if k != "exceptions"},
         "exceptions": [{k: v for k, v in e.items() if k != "detail"} for e in summary["exceptions"]],
@@ -191,6 +265,7 @@ def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
         "inventory_movements": sum(1 for p in postings if p["kind"] == "inventory" and p["status"] == "posted"),
         "cash_receipts": sum(1 for p in postings if p["kind"] == "cash" and p["status"] == "posted"),
         "erp_records": {k: verdict[k] for k in ("journals_posted", "inventory_documents", "cash_receipts")},
+        "close_by_date": close["by_date"],
         "peers_after_first_pass": first_pass,
         "peers_after_rerun": second_pass,
         "erp_faults_pending": _pending_faults(day.peers.erp_url),
@@ -198,6 +273,50 @@ def run_day(day: DayRun, scenario: Path) -> dict[str, Any]:
         "differences_from_ground_truth": differences,
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def judge_close(truth: dict[str, Any], dates: list[str], db_url: str | None = None) -> dict[str, Any]:
+    """Each date's last reconciliation run, read from the store (``reconciliation_runs`` and
+    ``reconciliation_items``), against the truth: the items not matched equal the expected items,
+    the AR roll-forward opens and closes as the truth says and each closing is the next opening."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from carefabric.store.db import get_engine, session_scope
+    from carefabric.store.models import ReconciliationItem, ReconciliationRun
+    from sandbox.judge import compare_items, compare_rollforward
+
+    engine = get_engine(db_url)
+    diffs: list[str] = []
+    by_date: dict[str, Any] = {}
+    previous_closing: dict[str, Any] = {}
+    with session_scope(engine) as s:
+        for date in dates:
+            run = s.scalars(select(ReconciliationRun).where(ReconciliationRun.business_date == dt.date.fromisoformat(date))
+                            .order_by(ReconciliationRun.run_number.desc())).first()
+            if run is None:
+                diffs.append(f"{date}: no reconciliation run")
+                continue
+            items = [{"check": i.check_name, "status": i.status, "key": i.item_key}
+                     for i in s.scalars(select(ReconciliationItem).where(ReconciliationItem.run_id == run.id))]
+            table = (run.control_totals or {}).get("ar_rollforward") or []
+            found = compare_items([i for i in truth.get("expected_items", []) if i["business_date"] == date], items)
+            found += compare_rollforward([r for r in truth.get("ar_rollforward", []) if r["business_date"] == date], table)
+            for row in table:
+                facility = str(row.get("facility"))
+                if facility in previous_closing and previous_closing[facility] != row.get("opening_cents"):
+                    found.append(f"roll-forward {facility}: opens at {row.get('opening_cents')} cents, the day before "
+                                 f"closed at {previous_closing[facility]}")
+            previous_closing = {str(r.get("facility")): r.get("closing_cents") for r in table}
+            diffs += [f"{date}: {d}" for d in found]
+            by_date[date] = {"run": run.run_number,
+                             "not_matched": sorted(f"{i['check']}:{i['status']}:{i['key']}" for i in items
+                                                   if i["status"] != "matched"),
+                             "ar_rollforward": {str(r.get("facility")): [r.get("opening_cents"), r.get("closing_cents")]
+                                                for r in table}}
+    engine.dispose()
+    return {"differences": diffs, "by_date": by_date}
 
 
 def _pending_faults(erp_url: str) -> Any:
@@ -303,28 +422,26 @@ def _names(exception: dict[str, Any], value: str) -> bool:
     return any(c == value or c.endswith("/" + value) for c in candidates)
 
 
-def judge_faults(truth: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    """Every injected fault surfaces as its exception or reconciliation item; nothing else is flagged."""
+def judge_faults(truth: dict[str, Any], summary: dict[str, Any], *, payer_fixed: bool = False) -> list[str]:
+    """Every injected fault surfaces as its exception; nothing else is left open. (Reconciliation
+    items, the faults' and all others, are judged by ``judge_close`` against ``expected_items``.)"""
     diffs: list[str] = []
-    fixed = truth.get("after_fix", {}).get("crosswalk", {}).get("cdm_code")
+    fixed = {truth.get("after_fix", {}).get("crosswalk", {}).get("cdm_code")}
+    if payer_fixed:
+        fixed |= {f["reference"] for f in truth["faults"] if f["fault"] == "unknown_payer"}
     exceptions = summary["exceptions"]
     open_exc = [e for e in exceptions if e["status"] == "open"]
-    unmatched = summary.get("reconciliation", {}).get("unmatched", [])
     expected_reasons = set()
-    expected_recon = set()
     for fault in truth["faults"]:
         ref = str(fault.get("reference"))
         if "reconciliation" in fault:
-            expected_recon.add((fault["reconciliation"], ref))
-            if not any(i["status"] == fault["reconciliation"] and ref in i["key"] for i in unmatched):
-                diffs.append(f"fault {fault['fault']}: no reconciliation item {fault['reconciliation']} for {ref}")
             continue
         if not fault.get("expect_open", True):
             if any(e["reason"] == fault["exception"] for e in open_exc):
                 diffs.append(f"fault {fault['fault']}: an exception {fault['exception']} is still open")
             continue
         expected_reasons.add(fault["exception"])
-        want = "replayed" if ref == fixed else "open"  # the fault the demo fixes must be replayed
+        want = "replayed" if ref in fixed else "open"  # the faults the demo fixes must be replayed
         hits = [e for e in exceptions if e["reason"] == fault["exception"] and _names(e, ref)]
         original = (fault.get("details") or {}).get("original")
         if not hits:
@@ -333,18 +450,7 @@ def judge_faults(truth: dict[str, Any], summary: dict[str, Any]) -> list[str]:
             diffs.append(f"fault {fault['fault']}: exception {fault['exception']} for {ref} does not name the original {original}")
         elif any(e["status"] != want for e in hits):
             diffs.append(f"fault {fault['fault']}: exception {fault['exception']} for {ref} is not {want}")
-    # the bank statement's injected faults (a short deposit, a deposit no 835 claims)
-    for item in truth.get("expected_bank_items", []):
-        status = {"missing_in_835": "missing_in_remit"}.get(item["status"], item["status"])
-        expected_recon.add((status, item["trace_number"]))
-        if not any(i["check"] == "bank" and i["status"] == status and i["key"] == item["trace_number"] for i in unmatched):
-            diffs.append(f"bank: no reconciliation item {status} for trace {item['trace_number']}")
     for e in open_exc:
         if e["reason"] not in expected_reasons:
             diffs.append(f"unexpected open exception {e['reason']}: {e['summary']}")
-    for item in unmatched:
-        if not any(item["status"] == st and ref in item["key"] for st, ref in expected_recon):
-            diffs.append(f"unexpected reconciliation item {item['check']} {item['key']}: {item['status']}")
     return diffs
-
-

@@ -14,10 +14,14 @@ Policy as implemented here:
 - ``cost_center`` only on revenue, contractual/denial (never: they carry none), and supply
   expense lines; ``location`` only on inventory lines; ``facility`` always;
 - charge: Dr 1200 / Cr the CDM's revenue account (department cost center), amount signed;
-- supply: also Dr 6500 (cost center) / Cr 1400 (location) at quantity x unit cost, and an
+- supply: also Dr 6500 (cost center) / Cr 1400 (location) at quantity x unit cost (a fractional
+  quantity's cost rounded half up per line), and an
   inventory movement line (quantity negated) summarized per (date, location, item, cost center);
-- remittance: CLP04 Dr 1010 / Cr 1200; CAS PR Dr 1210 / Cr 1200; other CAS Dr 4910 on a denied
-  claim (CLP02 = 4) else Dr 4900, Cr 1200; PLB a: Cr 1010 a and Dr 7100 a for L6, else Dr 1200 a;
+- journal date: the business date that carried the line or the 835 (a late charge's FT1-4 date
+  does not move it);
+- remittance: CLP04 Dr 1010 / Cr 1200; CAS PR Dr 1210 / Cr 1200; other CAS (CO, OA, PI, also
+  CO-253 sequestration) Dr 4910 on a denied claim (CLP02 = 4) else Dr 4900 (secondary claims,
+  CLP02 = 2, too), Cr 1200; PLB a: Cr 1010 a and Dr 7100 a for L6, else (WO, 72, FB) Dr 1200 a;
   one cash receipt per TRN02 with BPR02.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from carefabric.money import format_cents
@@ -52,7 +57,7 @@ class Ledger:
     def __init__(self, company: str = COMPANY) -> None:
         self.company = company
         self.nets: dict[tuple[dt.date, str], dict[LineKey, int]] = defaultdict(lambda: defaultdict(int))
-        self.movements: dict[dt.date, dict[tuple[str, str, str], int]] = defaultdict(lambda: defaultdict(int))
+        self.movements: dict[dt.date, dict[tuple[str, str, str], Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         self.item_costs: dict[str, int] = {}
         self.receipts: list[dict[str, str]] = []
 
@@ -92,18 +97,20 @@ class Ledger:
         cost_center: str,
         location: str,
         item: str,
-        quantity: int,
+        quantity: int | Decimal,
         unit_cost_cents: int,
     ) -> None:
-        """Supply consumption: Dr supply expense (cost center), Cr inventory (location)."""
+        """Supply consumption: Dr supply expense (cost center), Cr inventory (location); a
+        fractional quantity's cost is rounded half up to the cent per line, before summarizing."""
+        cost = Decimal(quantity) * unit_cost_cents
         self._post(
             date,
             "SUPPLY",
             (ACCOUNT_SUPPLY_EXPENSE, cost_center, None, facility),
             (ACCOUNT_INVENTORY, None, location, facility),
-            quantity * unit_cost_cents,
+            int(cost.quantize(Decimal(1), rounding=ROUND_HALF_UP)),
         )
-        self.movements[date][(location, item, cost_center)] -= quantity
+        self.movements[date][(location, item, cost_center)] -= Decimal(quantity)
         self.item_costs[item] = unit_cost_cents
 
     def add_remittance(self, tx: RemitTransaction, *, erp_payer_id: str, facility: str) -> None:
@@ -196,7 +203,7 @@ class Ledger:
                         "company": self.company,
                         "location": location,
                         "item": item,
-                        "quantity": str(quantity),
+                        "quantity": f"{quantity.normalize():f}",
                         "unit_cost": format_cents(self.item_costs[item]),
                         "cost_center": cost_center,
                         "movement_type": "consumption",

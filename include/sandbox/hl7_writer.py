@@ -11,8 +11,11 @@ what it will meet in production:
 - PV1-19 is the encounter id, PV1-39 the servicing facility;
 - FT1: FT1-2 transaction id, FT1-4 date, FT1-6 ``CG``/``CD``, FT1-7 ``CDM^description^CDM``,
   FT1-10 quantity, FT1-11 extended amount, FT1-12 unit amount, FT1-13 ``DEPT^name``,
-  FT1-25 ``CPT^description^C4``. A ``CD`` credit carries a negative FT1-10 *and* a negative
-  FT1-11: the amount is taken as written (signed), as the posting policy says;
+  FT1-25 ``CPT^description^C4``. A ``CD`` credit comes both ways the posting policy allows:
+  signed (negative FT1-10 *and* FT1-11) or, for a line marked ``unsigned``, with positive numbers
+  under ``CD`` (the transaction type alone says it is a credit). A fractional quantity is written
+  as a decimal (``2.5``) with FT1-11 the extended amount rounded half up to the cent;
+- ``ADT^A11`` cancels a registration (the visit was registered in error, no charge followed);
 - free text is escaped (``&`` -> ``\\T\\``, ``|`` -> ``\\F\\`` ...): chargemaster descriptions such as
   ``PT & INR`` arrive as ``PT \\T\\ INR``.
 
@@ -24,6 +27,7 @@ segments follow as usual; the rest of the batch is well formed.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import TextIO
 
 from sandbox.reference import DEPARTMENT_NAMES, ChargeLine, Encounter, Facility
@@ -125,6 +129,12 @@ def evn(event: str, moment: dt.datetime) -> str:
     return f"EVN|{event}|{ts(moment)}" + SEG
 
 
+def _quantity(value: object) -> str:
+    """An integer as is, a fraction as a plain decimal without trailing zeros (``2.5``)."""
+    text = f"{Decimal(str(value)).normalize():f}"
+    return text
+
+
 def ft1(line: ChargeLine, encounter: Encounter) -> str:
     """One FT1 (see the module docstring for the field layout)."""
     cdm = line.cdm
@@ -139,8 +149,8 @@ def ft1(line: ChargeLine, encounter: Encounter) -> str:
             6: line.transaction_type,
             7: f"{cdm.code}^{escape(cdm.description)}^CDM",
             8: escape(cdm.description),
-            10: str(line.quantity),
-            11: _money(line.extended_cents),
+            10: _quantity(abs(line.quantity) if line.unsigned else line.quantity),
+            11: _money(abs(line.extended_cents) if line.unsigned else line.extended_cents),
             12: _money(line.unit_cents),
             13: f"{line.department}^{escape(_department_name(line.department))}",
             16: f"{line.department}^^^{encounter.facility.code}",
@@ -191,7 +201,7 @@ class BatchWriter:
         self.handle.write("FTS|1" + SEG)
 
 
-ADT_STRUCTURE = {"A01": "ADT_A01", "A03": "ADT_A03", "A04": "ADT_A01", "A08": "ADT_A01"}
+ADT_STRUCTURE = {"A01": "ADT_A01", "A03": "ADT_A03", "A04": "ADT_A01", "A08": "ADT_A01", "A11": "ADT_A09"}
 
 
 def adt_message(

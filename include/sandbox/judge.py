@@ -119,52 +119,64 @@ def posted_twice(records: dict[str, list[dict[str, Any]]]) -> list[str]:
     return diffs
 
 
-def suspense_expected(truth: dict[str, Any]) -> list[dict[str, Any]]:
-    """The SUSPENSE journals the truth implies: an 835 that cannot post (unknown payer, does not
-    balance) whose deposit the bank statement shows is unapplied cash, Dr 1010 / Cr 2400 at the
-    bank's amount in the deposit's facility, dated with the statement."""
-    deposits = {d["trace_number"]: d for d in truth.get("bank_deposits", []) if d.get("kind") != "no_835"}
-    journals = []
-    for fault in truth.get("faults", []):
-        trace = (fault.get("details") or {}).get("trace_number")
-        if fault.get("fault") not in ("unknown_payer", "remit_unbalanced") or trace not in deposits:
-            continue
-        deposit = deposits[trace]
-        amount = f"{Decimal(str(deposit['amount'])):.2f}"
-        journals.append({"source": "SUSPENSE", "journal_date": deposit["statement_date"], "lines": [
-            {"account": "1010", "facility": deposit["facility"], "debit": amount, "credit": "0.00"},
-            {"account": "2400", "facility": deposit["facility"], "debit": "0.00", "credit": amount}]})
-    return journals
+def suspense_expected(truth: dict[str, Any], *, cleared: bool = False) -> list[dict[str, Any]]:
+    """The SUSPENSE journals the truth implies (``sandbox.scenario.expected.suspense``): unapplied
+    cash the bank confirmed for an 835 that cannot post, and, once the unknown payer is mapped and
+    its file replayed (``cleared``), the reversal that clears it."""
+    held = truth.get("suspense") or {}
+    return list(held.get("postings", [])) + (list(held.get("clearing", [])) if cleared else [])
+
+
+def expected_journals(truth: dict[str, Any], *, after_fix: bool = False, bank: bool = False,
+                      payer_fixed: bool = False, edited: bool = False) -> list[dict[str, Any]]:
+    """Every journal the ERP must hold, in the state the caller brought the scenario to: the
+    bank read before posting (suspense), the chargemaster fix replayed, the unknown payer mapped
+    and replayed, the ERP edited by hand (``erp_edits``)."""
+    from sandbox.scenario.expected import apply_edits
+
+    journals = list(truth["journals"])
+    if bank:
+        journals += suspense_expected(truth, cleared=payer_fixed)
+    if after_fix:
+        journals += truth.get("after_fix", {}).get("journals", [])
+    if payer_fixed:
+        journals += truth.get("after_payer_fix", {}).get("journals", [])
+    return apply_edits(journals, truth.get("erp_edits", [])) if edited else journals
 
 
 def judge(ground_truth_path: Path, erp_url: str, token: str, *, after_fix: bool = False,
-          bank: bool = False) -> dict[str, Any]:
-    """Compare the ERP's records for every business date of the scenario with the ground truth.
+          bank: bool = False, payer_fixed: bool = False, edited: bool = False,
+          dates: list[str] | None = None) -> dict[str, Any]:
+    """Compare the ERP's records for every business date of the scenario (or ``dates``) with the
+    ground truth.
 
     Each date is judged on its own (a journal posted under the wrong date is a difference on
     both dates), and any external id the ERP holds twice is a difference. ``bank``: the day's
-    bank statement was read before posting, so the SUSPENSE journals the truth implies are due.
+    bank statement was read before posting, so the SUSPENSE journals the truth implies are due;
+    ``payer_fixed``: the unknown payer was mapped and replayed (its REMIT, receipt and the
+    suspense clearing are due); ``edited``: the truth's ``erp_edits`` were made in the ERP.
     """
     truth = json.loads(ground_truth_path.read_text())
-    dates = truth.get("business_dates") or [truth["business_date"]]
-    # with the bank statement read before posting, unapplied cash is in suspense
-    expected_journals = list(truth["journals"]) + (suspense_expected(truth) if bank else [])
-    if after_fix:
-        expected_journals += truth.get("after_fix", {}).get("journals", [])
+    all_dates = truth.get("business_dates") or [truth["business_date"]]
+    dates = dates or all_dates
+    expected = expected_journals(truth, after_fix=after_fix, bank=bank, payer_fixed=payer_fixed, edited=edited)
+    receipts = list(truth.get("cash_receipts", []))
+    if payer_fixed:
+        receipts += truth.get("after_payer_fix", {}).get("cash_receipts", [])
     differences: list[str] = []
     totals = Counter[str]()
     for business_date in dates:
         records = erp_records(erp_url, token, business_date)
         found = (
-            compare_journals([j for j in expected_journals if j.get("journal_date", business_date) == business_date],
+            compare_journals([j for j in expected if j.get("journal_date", business_date) == business_date],
                              records["journals"])
             + compare_movements([m for m in truth.get("inventory_movements", [])
                                  if m.get("movement_date", business_date) == business_date], records["inventory_movements"])
-            + compare_cash([r for r in truth.get("cash_receipts", []) if r.get("receipt_date", business_date) == business_date],
+            + compare_cash([r for r in receipts if r.get("receipt_date", business_date) == business_date],
                            records["cash_receipts"])
             + posted_twice(records)
         )
-        differences += [f"{business_date}: {d}" for d in found] if len(dates) > 1 else found
+        differences += [f"{business_date}: {d}" for d in found] if len(all_dates) > 1 else found
         totals.update({k: len(v) for k, v in records.items()})
     return {
         "business_date": dates[0],
@@ -174,3 +186,51 @@ def judge(ground_truth_path: Path, erp_url: str, token: str, *, after_fix: bool 
         "cash_receipts": totals["cash_receipts"],
         "differences": differences,
     }
+
+
+# --------------------------------------------------------------------------- the nightly close
+
+
+def compare_items(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """The close's items that are not ``matched`` against the truth's ``expected_items`` of the
+    same date: one to one on (check, status, key), no more, no fewer.
+
+    ``actual``: ``{"check", "status", "key"}`` as stored (``reconciliation_items``); an expected
+    item with ``match`` ``prefix`` matches a key that starts with its ``key``."""
+    left = [i for i in actual if i["status"] != "matched"]
+    diffs = []
+    for want in expected:
+        hit = next((i for i in left if i["check"] == want["check"] and i["status"] == want["status"]
+                    and (i["key"] == want["key"] or (want.get("match") == "prefix" and i["key"].startswith(want["key"])))),
+                   None)
+        if hit is None:
+            diffs.append(f"reconciliation: expected item not reported {want['check']} {want['status']} {want['key']}"
+                         f" ({want.get('why', '')})")
+        else:
+            left.remove(hit)
+    diffs += [f"reconciliation: unexpected item {i['check']} {i['status']} {i['key']}" for i in left]
+    return diffs
+
+
+def compare_rollforward(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """Opening and closing AR per facility (``ar_rollforward`` rows of the truth for one date)
+    against the close's table (rows with ``facility`` and opening/closing in cents or dollars)."""
+    def cents(row: dict[str, Any], *names: str) -> int | None:
+        for name in names:
+            if row.get(name) is not None:
+                value = row[name]
+                return int(value) if name.endswith("_cents") else int(Decimal(str(value)) * 100)
+        return None
+
+    have = {str(r.get("facility")): r for r in actual}
+    diffs = []
+    for want in expected:
+        row = have.get(want["facility"])
+        if row is None:
+            diffs.append(f"roll-forward: no row for facility {want['facility']}")
+            continue
+        for side in ("opening", "closing"):
+            got = cents(row, f"{side}_cents", f"ledger_{side}_cents", side)
+            if got != int(Decimal(want[side]) * 100):
+                diffs.append(f"roll-forward {want['facility']}: {side} {got} cents, expected {want[side]}")
+    return diffs

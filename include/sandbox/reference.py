@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 COMPANY = "CF01"
 COMPANY_NAME = "CareFabric Health Network"
@@ -304,17 +305,20 @@ class Patient:
 class ChargeLine:
     """One FT1 line or FHIR ChargeItem as the EHR sends it.
 
-    ``extended_cents`` and ``quantity`` are signed: a ``CD`` credit carries both negative.
+    ``extended_cents`` and ``quantity`` are signed: a ``CD`` credit carries both negative
+    (``unsigned``: the HL7 writer sends them positive under ``CD``). ``quantity`` may be a
+    ``Decimal`` fraction (``extended_cents`` is then rounded half up).
     """
 
     transaction_id: str
     service_date: dt.date
     transaction_type: str  # CG or CD
     cdm: CdmEntry
-    quantity: int
+    quantity: int | Decimal
     unit_cents: int
     extended_cents: int
     department: str
+    unsigned: bool = False
     set_id: int = 0  # FT1-1 within its message
     message_control_id: str | None = None  # MSH-10 of the DFT^P03 that carried it (None: FHIR/malformed)
 

@@ -13,7 +13,9 @@ one payee facility), the way most clearinghouses deliver payee-split remittances
 - loop 2100 ``CLP`` (CLP01 = the billing claim id), claim-level ``CAS``, ``NM1*QC``, ``DTM*232``;
   loop 2110 ``SVC`` (``HC:<cpt>`` or ``NU:<revenue code>``), ``DTM*472``, line ``CAS``,
   ``REF*6R`` (the EHR transaction id of the line), ``AMT*B6`` allowed;
-- ``PLB`` with the facility NPI, the fiscal period end and reason/amount pairs.
+- ``PLB`` with the facility NPI, the fiscal period end and reason/amount pairs; a reason with a
+  reference is written as the composite ``WO:CLM-F1-0000012`` (PLB03-1 reason, PLB03-2 the claim
+  the adjustment is about: the patient control number of a recouped or forwarded claim).
 
 The writer does not invent money: the generator decides every amount and the records here
 carry them as integer cents. ``RemitTransaction.bpr_error_cents`` is the only way to break the
@@ -86,10 +88,14 @@ class RemitClaim:
 
 @dataclass(slots=True)
 class Plb:
-    """One PLB reason/amount pair; a negative amount (interest, L6) increases the payment."""
+    """One PLB reason/amount pair; a negative amount (interest, L6) increases the payment.
+
+    ``reference``: the claim a non-interest adjustment is about (WO overpayment recovery, 72
+    authorized return, FB forwarding balance), written as PLB03-2."""
 
     reason: str
     amount_cents: int
+    reference: str | None = None
 
 
 @dataclass(slots=True)
@@ -213,7 +219,9 @@ def render(tx: RemitTransaction) -> str:
                 body.append(f"AMT*B6*{amount(line.allowed_cents)}")
     if tx.plbs:
         fiscal = f"{tx.business_date.year}1231"
-        pairs = "*".join(f"{plb.reason}*{amount(plb.amount_cents)}" for plb in tx.plbs)
+        pairs = "*".join(
+            f"{plb.reason}{':' + plb.reference if plb.reference else ''}*{amount(plb.amount_cents)}" for plb in tx.plbs
+        )
         body.append(f"PLB*{fac.npi}*{fiscal}*{pairs}")
     body.append(f"SE*{len(body) + 1}*{tx.st02}")
     segments = [
