@@ -23,8 +23,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, default_args, engine
-from carefabric_airflow.fhir_bulk import WaitForBulkExport
+from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, engine
+from carefabric_airflow.fhir_bulk import WaitForBulkExport, bulk_default_args
 
 INTERFACE = "ehr_bulk_export"
 
@@ -38,7 +38,7 @@ INTERFACE = "ehr_bulk_export"
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(INTERFACE),
+    default_args=bulk_default_args(INTERFACE),
     params={
         "business_date": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the data interval"),
     },

@@ -226,3 +226,17 @@ def test_kick_off_errors_and_cancel_answer_operation_outcomes(ehr: dict[str, Any
     bulk.cancel(status_url)
     with pytest.raises(BulkExportError, match="gone"):
         bulk.poll(status_url)
+
+
+def test_a_refused_client_or_failed_export_fails_the_task_at_once_and_a_passing_fault_retries() -> None:
+    from airflow.sdk.definitions.retry_policy import RetryAction
+
+    from carefabric.clients.rest import TransientError
+    from carefabric_airflow.fhir_bulk import BULK_RETRY_POLICY
+
+    def action(error: BaseException) -> RetryAction:
+        return BULK_RETRY_POLICY.evaluate(error, try_number=1, max_tries=4).action
+
+    assert action(BulkAuthError("invalid_client")) == RetryAction.FAIL
+    assert action(BulkExportError("export failed")) == RetryAction.FAIL
+    assert action(TransientError("503")) == RetryAction.RETRY

@@ -20,7 +20,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.sdk import BaseOperator, Connection
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from carefabric_airflow import RETRY_POLICY, default_args
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,22 @@ CONN_ID = "ehr_fhir"
 MAX_TRANSIENT = 5
 MAX_RENEWALS = 20
 WAIT_TIMEOUT = dt.timedelta(hours=4)
+
+
+#: A refused client or a failed export is the EHR's answer on the merits: fail at once (the
+#: reason is in the exception queue); a new try would only sign another refused assertion.
+BULK_RETRY_POLICY = ExceptionRetryPolicy(rules=[
+    *RETRY_POLICY.rules,
+    RetryRule(exception="carefabric.fhir_bulk.auth.BulkAuthError", action=RetryAction.FAIL,
+              reason="the EHR refused our client credentials"),
+    RetryRule(exception="carefabric.fhir_bulk.status.BulkExportError", action=RetryAction.FAIL,
+              reason="the EHR reported the export failed"),
+])
+
+
+def bulk_default_args(interface: str) -> dict[str, Any]:
+    """The project's default arguments with ``BULK_RETRY_POLICY``."""
+    return {**default_args(interface), "retry_policy": BULK_RETRY_POLICY}
 
 
 def bulk_client(conn_id: str = CONN_ID) -> Any:
