@@ -242,3 +242,41 @@ def test_exceptions_are_counted_for_the_business_date_of_their_record(posted: tu
     assert not any(later.get(reason) for reason in held)
     open_lines = scenario.exceptions(engine, ExceptionRecord.status == "open", ExceptionRecord.record_type == "charge")
     assert sum(today.get(reason, 0) for reason in {e.reason_code for e in open_lines}) == len(open_lines)
+
+
+def test_the_console_shows_the_close_and_drills_from_an_item_to_its_trace(posted: tuple[Engine, SandboxServers]) -> None:
+    from fastapi.testclient import TestClient
+    from test_console import bearer_auth
+
+    from carefabric.console import create_app
+
+    engine, peers = posted
+    charges = next(j for j in scenario.erp_journals(peers.erp_url) if j["source"] == "CHARGES")
+    revenue = next(ln for ln in charges["lines"] if ln["account"].startswith("40"))
+    edit(peers, action="update_line", document_id=charges["document_id"], line_no=revenue["line_no"],
+         set={"account": "4070"})                                         # revenue on the wrong account
+    items = close(engine, peers)
+    client = TestClient(create_app(lambda: engine, authenticate=bearer_auth, csrf_secret=b"s" * 32),
+                        headers={"Authorization": "Bearer alice"})
+    day = client.get("/api/reconciliation", params={"day": DAY.isoformat()}).json()
+    assert day["run"]["business_date"] == DAY.isoformat()
+    assert {c["check"] for c in day["checks"]} >= {"charges", "revenue", "remittance", "ledger", "integrity"}
+    assert [h["reason"] for h in day["held"]] and day["rollforward"]
+    shown = {(i["check"], i["item_key"]): i for i in day["unmatched"]}
+    assert len(shown) == int((items["status"] != "matched").sum())
+
+    # the revenue item leads to the CHARGES document whose line moved; its trace names the document
+    key = f"{DAY.isoformat()}|{revenue['account']}|{revenue['cost_center']}|{revenue['facility']}"
+    item = client.get(f"/api/reconciliation/items/{shown[('revenue', key)]['id']}").json()
+    assert item["item"]["status"] == "missing_in_gl" and item["trace_keys"] == [charges["external_id"]]
+    traced = client.get("/api/trace", params={"key": item["trace_keys"][0]}).json()
+    assert charges["external_id"] in str(traced)
+    # the changed document: integrity -> its external id; a charge line -> the line itself
+    integrity = next(i for (check, _), i in shown.items() if check == "integrity")
+    assert client.get(f"/api/reconciliation/items/{integrity['id']}").json()["trace_keys"] == [charges["external_id"]]
+    page = client.get("/reconciliation", params={"day": DAY.isoformat()})
+    assert page.status_code == 200 and f"/reconciliation/items/{integrity['id']}" in page.text
+    assert 'id="money-held"' in page.text and 'id="ar-rollforward"' in page.text
+    detail = client.get(f"/reconciliation/items/{shown[('revenue', key)]['id']}")
+    assert detail.status_code == 200 and f"/trace?key={charges['external_id']}" in detail.text
+    assert client.get("/api/reconciliation/items/999999").status_code == 404
