@@ -4,8 +4,9 @@ Runs at 02:30 UTC for the previous business date, before ``erp_posting`` (03:00:
 confirmed for an 835 that cannot post goes to suspense the same night) and ``claims_reconciliation``.
 A sensor lists ``/inbound/bank/`` on the bank's SFTP server (Airflow's SFTP provider; the
 connection id is the ``carefabric_bank_sftp_conn_id`` variable, ``payer_sftp`` in the sandbox,
-whose one SFTP server hosts the bank's folder beside the payers'). The statements are downloaded
-and their originals moved to ``/archive/bank/``; each is then read in its own mapped task: its
+whose one SFTP server hosts the bank's folder beside the payers'). The statements are staged in
+the handoff store (``carefabric_airflow.handoff``: object storage, not a worker's disk) and their
+originals moved to ``/archive/bank/``; each is then read in its own mapped task: its
 credits, with the 835 trace (TRN02) found in their CCD+ addenda, go to ``bank_deposits``; a file
 that cannot be read or whose control totals do not add up stores nothing and becomes a
 ``BANK_FILE_UNREADABLE`` exception. A statement delivered again stores nothing twice. The logic
@@ -13,8 +14,6 @@ is in ``carefabric.interfaces.bank_statement``.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
@@ -60,21 +59,19 @@ def bank_statement() -> None:
 
     @task
     def fetch(_: list[str]) -> list[str]:
-        """Download every waiting statement and move the originals into the server's archive."""
+        """Stage every waiting statement in the handoff store and archive the originals on the server."""
         from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-        from carefabric.config import data_dir
-        from carefabric.interfaces.bank_statement import fetch_statements
+        from carefabric_airflow.bank_transport import fetch_bank_statements
 
-        with SFTPHook(ssh_conn_id=_conn_id()).get_managed_conn() as sftp:
-            paths = fetch_statements(sftp, engine(), data_dir() / "inbox" / "bank", inbound=INBOUND)
-        return [str(p) for p in paths]
+        return fetch_bank_statements(SFTPHook(ssh_conn_id=_conn_id()), engine(), inbound=INBOUND)
 
     @task(max_active_tis_per_dagrun=2)
     def process(path: str) -> dict:
-        from carefabric.interfaces.bank_statement import process_statement
+        """Read one staged statement (from the handoff store: any worker may run this)."""
+        from carefabric_airflow.bank_transport import process_staged_statement
 
-        return process_statement(Path(path), engine(), business_date=business_date(get_current_context()))
+        return process_staged_statement(path, engine(), business_date=business_date(get_current_context()))
 
     @task(trigger_rule="all_done")
     def summarize(results: list[dict]) -> dict:

@@ -174,3 +174,23 @@ def test_a_session_with_its_own_retries_is_refused() -> None:
     session.mount("http://", HTTPAdapter(max_retries=5))
     with pytest.raises(ValueError, match="mount retry_budget"):
         RestClient("http://127.0.0.1:9/api/v1", session)
+
+
+def test_failure_notifier_classifies_by_type() -> None:
+    """Subclasses count as their parents; a business rejection or a bug is never transient."""
+    import smtplib
+
+    import paramiko
+
+    from carefabric.clients.rest import RejectedError
+    from carefabric_airflow import is_transient
+
+    class ThrottledAgain(TransientError):
+        pass
+
+    for error in (ThrottledAgain("429"), paramiko.SSHException("banner"), smtplib.SMTPServerDisconnected("x"),
+                  ConnectionResetError(), TimeoutError()):
+        assert is_transient(error), error
+    for error in (RejectedError(422, "ERP_REJECTED", "no"), paramiko.AuthenticationException("bad password"),
+                  ValueError("TransientError"), None):
+        assert not is_transient(error), error

@@ -1,5 +1,6 @@
-"""Payer 835 transport with the sftp provider's SFTPHook against the sandbox SFTP server, and the
-handoff between ``fetch`` and ``process`` through object storage instead of a worker's disk.
+"""Payer 835 and bank BAI2 transport with the sftp provider's SFTPHook against the sandbox SFTP
+server, and the handoff between ``fetch`` and ``process`` through object storage instead of a
+worker's disk.
 
 ``fetch`` runs as "worker A" and ``process`` as "worker B" (each with its own data folder); only
 the handoff store (``CAREFABRIC_HANDOFF_URL``) is shared, as an object store would be.
@@ -85,3 +86,29 @@ def test_fetch_stages_archives_on_the_server_and_process_reads_the_stage(
     (row,) = scenario.rows(engine, InboundFile, InboundFile.name == "good.835")
     assert Path(row.archive_path).read_bytes() == sample and str(tmp_path / "worker-b") in row.archive_path
     assert not Path(good["path"].removeprefix("file://")).exists()
+
+
+def test_bank_statements_are_staged_then_read_on_another_worker(
+        sftp: SftpDrop, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    from carefabric_airflow.bank_transport import fetch_bank_statements, process_staged_statement
+
+    sample = (Path(__file__).parent / "samples_extra" / "bai2" / "moj_example.bai2").read_bytes()
+    (sftp.root / "inbound" / "bank").mkdir(parents=True)
+    (sftp.root / "inbound" / "bank" / "stmt_1.bai2").write_bytes(sample)
+    monkeypatch.setenv("CAREFABRIC_HANDOFF_URL", f"file://{tmp_path / 'object-store'}")
+    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "worker-a"))
+
+    (url,) = fetch_bank_statements(SFTPHook(ssh_conn_id="payer_sftp_t"), engine, inbound="/inbound/bank")
+    assert url.startswith(f"file://{tmp_path / 'object-store'}/bank_statement/") and url.endswith("/stmt_1.bai2")
+    assert list((sftp.root / "inbound" / "bank").iterdir()) == []
+    assert (sftp.root / "archive" / "bank" / "stmt_1.bai2").read_bytes() == sample
+    assert not (tmp_path / "worker-a").exists()  # nothing left on worker A's disk
+
+    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "worker-b"))
+    result = process_staged_statement(url, engine, business_date=scenario.BUSINESS_DATE)
+    assert (result["file"], result["status"], result["stored"]) == ("stmt_1.bai2", "processed", 1)
+    (row,) = scenario.rows(engine, InboundFile, InboundFile.name == "stmt_1.bai2")
+    assert row.status == "processed"
+    assert not Path(url.removeprefix("file://")).exists()

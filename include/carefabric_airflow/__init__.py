@@ -22,10 +22,14 @@ log = logging.getLogger(__name__)
 OWNER = "integration-team"
 
 # Transient peer faults are retried with backoff; a business rejection fails at once (it is in
-# the exception queue already and retrying cannot fix a missing crosswalk entry).
+# the exception queue already and retrying cannot fix a missing crosswalk entry). Dotted names
+# keep DAG parsing free of those imports; Airflow resolves them and matches with isinstance
+# (subclasses included), as ``is_transient`` does for the failure notifier.
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[
         RetryRule(exception="carefabric.clients.rest.TransientError", action=RetryAction.RETRY, reason="peer unavailable or throttling"),
+        RetryRule(exception="paramiko.ssh_exception.AuthenticationException", action=RetryAction.FAIL,
+                  reason="SFTP login refused: fix the connection"),
         RetryRule(exception="paramiko.ssh_exception.SSHException", action=RetryAction.RETRY, reason="SFTP unavailable"),
         RetryRule(exception="carefabric.clients.rest.RejectedError", action=RetryAction.FAIL, reason="business rejection: see the exception queue"),
     ]
@@ -92,6 +96,8 @@ def is_transient(error: BaseException | None) -> bool:
 
     from carefabric.clients.rest import TransientError
 
+    if isinstance(error, paramiko.AuthenticationException):
+        return False  # a refused login does not heal by waiting
     transient = (TransientError, paramiko.SSHException, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError,
                  ConnectionError, TimeoutError)
     return isinstance(error, transient)

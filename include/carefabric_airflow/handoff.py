@@ -5,7 +5,8 @@ One setting, ``CAREFABRIC_HANDOFF_URL``: any fsspec URL Airflow's object storage
 ``abfs://``, ...). Default: ``file://<CAREFABRIC_DATA_DIR>/handoff``, which is right for the
 sandbox and a single machine, and for several workers only when that folder is a shared volume.
 
-Why a handoff store rather than one fetch-and-process task (``payer_remittance``): ``fetch`` moves
+Why a handoff store rather than one fetch-and-process task (``payer_remittance`` and
+``bank_statement``): ``fetch`` moves
 the original into the SFTP server's archive as soon as it has the bytes, so a ``process`` that
 fails (database restart, worker killed) must be retried from a copy that outlives its worker;
 and the two steps have different limits (SFTP sessions vs CPU). A staged file is deleted once
@@ -19,9 +20,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SETTING = "CAREFABRIC_HANDOFF_URL"
 
@@ -47,6 +50,29 @@ def staged(url: str) -> Any:
     from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(url)
+
+
+def stage_file(local: Path, interface: str, *parts: str) -> str:
+    """Upload a local file into a fresh slot; returns the staged URL for the next task."""
+    target = new_slot(interface, *parts) / local.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with local.open("rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except BaseException:
+        discard(target)
+        raise
+    return str(target)
+
+
+def consume(url: str, handler: Callable[[Path], T]) -> T:
+    """Run ``handler`` on a local copy of a staged file, then delete the staged file. If the
+    handler fails, the staged file stays for the task's retry."""
+    path = staged(url)
+    with local_copy(path) as local:
+        result = handler(local)
+    discard(path)
+    return result
 
 
 @contextlib.contextmanager

@@ -76,10 +76,6 @@ def process_staged(fetched: dict[str, Any], engine: Engine, **kwargs: Any) -> di
     """``process_file`` on a local copy of what ``fetch_remittance`` staged; the staged copy is
     deleted once processed, and kept for the task's retry if processing fails."""
     from carefabric.interfaces.payer_remittance import process_file
-    from carefabric_airflow.handoff import discard, local_copy, staged
+    from carefabric_airflow.handoff import consume
 
-    path = staged(fetched["path"])
-    with local_copy(path) as local:
-        result = process_file(local, engine, payer_folder=fetched["payer"], **kwargs)
-    discard(path)
-    return result
+    return consume(fetched["path"], lambda local: process_file(local, engine, payer_folder=fetched["payer"], **kwargs))

@@ -84,7 +84,7 @@ class RetryBudget(Retry):
 
     def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> RetryBudget:
         if _SINGLE_SHOT.get():  # exhausted at once: urllib3 raises the error as MaxRetryError
-            return Retry.increment(self.new(total=0), method, url, *args, **kwargs)  # type: ignore[return-value]
+            return Retry.increment(self.new(total=0), method, url, *args, **kwargs)
         return super().increment(method, url, *args, **kwargs)
 
     def sleep_for_retry(self, response: Any) -> bool:
