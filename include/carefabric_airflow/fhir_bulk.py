@@ -56,7 +56,8 @@ def bulk_client(conn_id: str = CONN_ID) -> Any:
 
     conn = Connection.get(conn_id)
     extra = conn.extra_dejson
-    base = f"{conn.schema or 'https'}://{conn.host}:{conn.port}{extra.get('base_path', '/fhir')}"
+    port = f":{conn.port}" if conn.port else ""  # no port means the scheme's, never ":None"
+    base = f"{conn.schema or 'https'}://{conn.host}{port}{extra.get('base_path', '/fhir')}"
     return BulkClient(base, conn.login or "", conn.password or "", scope=extra.get("scope", "system/*.read"),
                       token_url=extra.get("token_url"))
 
