@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 PY = sys.executable
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 BUSINESS_DATE = "2026-11-23"
-SECTIONS = ("parse", "x12", "journal", "recon", "memory", "ingest", "day")
+SECTIONS = ("parse", "x12", "journal", "recon", "memory", "ingest", "day", "scheduler")
 BENCH_PORTS = {"sftp": 12122, "billing": 18181, "erp": 18182, "smtp": 12125}
 
 SIZES = {
@@ -341,6 +341,94 @@ def bench_recon(sizes: dict[str, int]) -> None:
                         "by_status": {k: int(v) for k, v in items["status"].value_counts().items()}}
     row(f"reconcile {n / 1e6:g}M claims vs {(len(billing) + len(gl)) / 1e6:.1f}M ledger lines", seconds, "s",
         target="< 30 s", met=seconds < 30, note="reconcile_claims: remit vs billing payments vs GL AR relief (3 lines per claim)")
+
+
+def _remit_events(n: int) -> Any:
+    """1M claims' 835 money events as ``remit_events_frame`` rows: CLP04, a CO contractual per
+    claim, OA/PR on some, a denial on some, and PLB WO/L6 per trace; 10 facilities, 3 payers."""
+    import numpy as np
+    import pandas as pd
+
+    from carefabric.posting import policy
+    from carefabric.posting.journals import REMIT_EVENT_COLUMNS
+
+    rng = np.random.default_rng(3)
+    claim = np.array([f"CLM{i:010d}" for i in range(n)], dtype=object)
+    facility = np.array([f"F{i}" for i in range(1, 11)], dtype=object)[rng.integers(0, 10, n)]
+    payer = np.array(["PAYER-ACME", "PAYER-BLUE", "PAYER-MEDICARE"], dtype=object)[rng.integers(0, 3, n)]
+    trace = np.char.add("TRN", (np.arange(n) // 500).astype(str)).astype(object)
+    denied = rng.random(n) < 0.03
+    parts = [("payment", None, rng.integers(1_000, 500_000, n), "1010", np.full(n, True)),
+             ("contractual", "CO", rng.integers(100, 200_000, n), "4900", ~denied),
+             ("contractual", "OA", rng.integers(100, 5_000, n), "4900", rng.random(n) < 0.1),
+             ("patient_responsibility", "PR", rng.integers(500, 20_000, n), "1210", rng.random(n) < 0.4),
+             ("denial", "CO", rng.integers(1_000, 300_000, n), "4910", denied)]
+    frames = []
+    for component, group, amount, debit, mask in parts:
+        frames.append(pd.DataFrame({
+            "company": "CF01", "business_date": dt.date(2026, 11, 23), "facility": facility[mask], "payer_id": payer[mask],
+            "trace_number": trace[mask], "claim_id": claim[mask], "claim_status": np.where(denied[mask], "4", "1"),
+            "component": component, "group": group, "reason": None if group is None else "45", "reference": None,
+            "amount_cents": amount[mask].astype("int64"), "debit_account": debit, "credit_account": policy.AR_INSURANCE}))
+    first = ~pd.Series(trace).duplicated().to_numpy()
+    plb_reason = np.where(rng.random(int(first.sum())) < 0.5, "WO", "L6").astype(object)
+    frames.append(pd.DataFrame({
+        "company": "CF01", "business_date": dt.date(2026, 11, 23), "facility": facility[first], "payer_id": payer[first],
+        "trace_number": trace[first], "claim_id": None, "claim_status": None, "component": "plb", "group": None,
+        "reason": plb_reason, "reference": claim[first], "amount_cents": rng.integers(-5_000, 5_000, int(first.sum())),
+        "debit_account": np.where(plb_reason == "L6", policy.INTEREST_INCOME, policy.AR_INSURANCE).astype(object),
+        "credit_account": policy.CASH_CLEARING}))
+    return pd.concat(frames, ignore_index=True)[REMIT_EVENT_COLUMNS]
+
+
+def bench_recon_readback(work: Path, sizes: dict[str, int]) -> None:
+    """1M claims reconciled against the ledger read back through the (sandbox) ERP's API.
+
+    The day's REMIT journal of 1M claims is posted as the contract posts it (summary lines per
+    account and facility), then the close reads the ledger back over HTTP and runs the claims
+    check (835 CLP04 vs billing per claim) and the remittance check (every CLP04/CAS/PLB through
+    the posting policy vs the ERP's REMIT lines per facility and account, with codes).
+    """
+    import pandas as pd
+    import requests
+
+    from carefabric.clients.erp import ErpClient
+    from carefabric.clients.rest import RestClient
+    from carefabric.interfaces.claims_reconciliation import read_erp
+    from carefabric.posting import remit_posting
+    from carefabric.posting.payloads import journal_payload
+    from carefabric.reconciliation import reconcile_claims, remittance
+    from sandbox import ERP_TOKEN
+    from sandbox.runner import SandboxServers
+
+    n, day = sizes["recon_claims"], dt.date(2026, 11, 23)
+    say(f"\n== close of {n:,} claims against the ledger read back through the ERP API")
+    events = _remit_events(n)
+    paid = events[events["component"] == "payment"]
+    remit = paid[["claim_id", "payer_id", "amount_cents", "business_date"]]
+    billing = remit.assign(amount_cents=remit["amount_cents"].where(remit.index % 200 != 0, remit["amount_cents"] + 1))
+    journal = remit_posting(events, business_date=day, company="CF01", with_contributions=False).journal
+    assert journal is not None
+    with SandboxServers(work / "recon_sandbox") as servers:
+        accounts = [{"account": a, "active": True} for a in ("1010", "1200", "1210", "4900", "4910", "7100")]
+        requests.post(f"{servers.erp_url}/_sandbox/load", json={"companies": [{"company_id": "CF01"}],
+                      "gl_accounts": accounts, "periods": [{"period": "2026-11", "status": "open"}]}, timeout=30)
+        erp = ErpClient(RestClient.with_token(f"{servers.erp_url}/api/v1", ERP_TOKEN))
+        erp.send("journal", journal_payload(journal))
+        t0 = time.perf_counter()
+        theirs = read_erp(erp, day)
+        read_s = time.perf_counter() - t0
+        items = pd.concat([reconcile_claims(remit, billing, None, business_date=day),
+                           remittance.reconcile_remittance(events, theirs["gl"])])
+        seconds = time.perf_counter() - t0
+    DETAILS["recon_readback"] = {"claims": n, "events": len(events), "erp_lines": len(theirs["gl"]),
+                                 "read_s": round(read_s, 2),
+                                 "by_check_status": {f"{c}:{s}": int(v) for (c, s), v in
+                                                     items.groupby(["check", "status"]).size().items()}}
+    row(f"close of {n / 1e6:g}M claims ({len(events) / 1e6:.1f}M 835 events) vs the ledger read back over HTTP",
+        seconds, "s", target="< 60 s", met=seconds < 60,
+        note=f"claims (835 vs billing per claim) + remittance (CLP04/CAS/PLB by code vs ERP REMIT lines); "
+             f"read {len(theirs['gl'])} ERP lines in {read_s:.1f} s")
 
 
 def bench_ledger_readback(work: Path, sizes: dict[str, int]) -> None:
@@ -742,10 +830,12 @@ def main(argv: list[str] | None = None) -> int:
             "parse": lambda: bench_parse(work, sizes),
             "x12": lambda: bench_x12(work, sizes),
             "journal": lambda: bench_journal(sizes),
-            "recon": lambda: (bench_recon(sizes), bench_ledger_readback(work, sizes)),
+            "recon": lambda: (bench_recon(sizes), bench_recon_readback(work, sizes), bench_ledger_readback(work, sizes)),
             "memory": lambda: bench_memory(work, sizes),
             "ingest": lambda: bench_ingest(work, sizes, args.keep),
             "day": lambda: bench_day(work, sizes, args.keep),
+            # the same day on the real scheduler, LocalExecutor and CeleryExecutor (tools/bench_scheduler.py)
+            "scheduler": lambda: __import__("bench_scheduler").section(sizes, row, DETAILS, keep=args.keep),
         }
         for name in run:
             t0 = time.perf_counter()
