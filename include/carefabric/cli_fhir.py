@@ -36,6 +36,8 @@ def _item_json(item: FhirItem, show_phi: bool) -> dict[str, Any]:
         out["charges"] = [_jsonable(c) for c in item.charges]
     if item.coverage is not None:
         out["coverage"] = item.coverage
+    if item.claim is not None:
+        out["claim"] = item.claim
     out["warnings"] = item.warnings
     return out
 

@@ -37,6 +37,7 @@ from typing import Any
 from carefabric import phi
 from carefabric.canonical import Charge, Encounter
 from carefabric.fhir_charge import PriceLookup, read_charge
+from carefabric.fhir_claim import read_claim, read_eob
 from carefabric.fhir_elements import (
     FhirError,
     FileIndex,
@@ -109,6 +110,7 @@ class FhirItem:
     encounter: Encounter | None = None
     charges: list[Charge] = field(default_factory=list)
     coverage: dict[str, str | None] | None = None
+    claim: dict[str, Any] | None = None  # Claim or ExplanationOfBenefit: ids, encounters, cents
     skipped_reason: str | None = None
     error: str | None = None
     reason_code: str | None = None  # set with ``error``: FHIR_PARSE_ERROR, FHIR_INVALID_PRICE, ...
@@ -268,6 +270,10 @@ def read_parsed(res: Any, line: str, line_number: int, ctx: ReadContext) -> Fhir
             item.coverage = read_coverage(res, ctx)
             if "erp_payer" in item.coverage and item.coverage["erp_payer"] is None:
                 item.warnings.append("Coverage.payor has no payer crosswalk entry")
+        elif rtype == "Claim":
+            item.claim = read_claim(res, ctx)
+        elif rtype == "ExplanationOfBenefit":
+            item.claim = read_eob(res, ctx)
         else:
             item.skipped_reason = f"resource type {rtype} is not routed"
     except FhirError as exc:

@@ -67,11 +67,14 @@ def _cdm(res: dict[str, Any], config: FhirConfig) -> tuple[str, str | None]:
     return cdm, cpt
 
 
-def _encounter_of(res: dict[str, Any], ctx: ReadContext) -> tuple[str, str | None]:
-    """(visit number, facility or None) of ChargeItem.context."""
-    target = resolve(res.get("context"), "ChargeItem.context", res)
+def encounter_of_reference(reference: Any, path: str, container: dict[str, Any],
+                           ctx: ReadContext) -> tuple[str, str | None] | None:
+    """(visit number, facility or None) an Encounter reference names: contained, read earlier in
+    the file, stored (by resource id), or by identifier; None when absent, an error when it
+    names nothing we can resolve. One rule for ChargeItem.context and Claim/EOB item encounters."""
+    target = resolve(reference, path, container)
     if target is None:
-        raise FhirError("ChargeItem.context is missing")
+        return None
     if target.resource is not None:  # contained Encounter
         visit, facility, _ = ctx.encounter_keys(target.resource)
         return visit, facility
@@ -81,10 +84,18 @@ def _encounter_of(res: dict[str, Any], ctx: ReadContext) -> tuple[str, str | Non
     if known is not None:
         return known
     if target.identifier:
-        value = text(target.identifier.get("value"), "ChargeItem.context.identifier.value")
+        value = text(target.identifier.get("value"), f"{path}.identifier.value")
         if value:
             return value, None
-    raise FhirError("ChargeItem.context does not resolve to an Encounter (visit number)")
+    raise FhirError(f"{path} does not resolve to an Encounter (visit number)")
+
+
+def _encounter_of(res: dict[str, Any], ctx: ReadContext) -> tuple[str, str | None]:
+    """(visit number, facility or None) of ChargeItem.context."""
+    found = encounter_of_reference(res.get("context"), "ChargeItem.context", res, ctx)
+    if found is None:
+        raise FhirError("ChargeItem.context is missing")
+    return found
 
 
 def _occurrence(res: dict[str, Any]) -> dt.date:
