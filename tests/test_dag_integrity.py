@@ -24,6 +24,7 @@ EXPECTED_DAGS = {
     "claims_reconciliation",
     "exception_replay",
     "bank_statement",
+    "phi_retention",
     "ehr_bulk_export",
 }
 HEAVY_MODULES = ("pandas", "great_expectations", "matplotlib", "pyx12", "hl7apy", "paramiko.transport_sftp")

@@ -36,6 +36,7 @@ class InboundFile(Base):
     processed_at: Mapped[dt.datetime | None]
     archive_path: Mapped[str | None] = mapped_column(String(1024))
     detail: Mapped[str | None] = mapped_column(Text)
+    purged_at: Mapped[dt.datetime | None]  # archived copy deleted by retention (store.retention)
 
 
 class RawMessage(Base):
@@ -64,6 +65,10 @@ class RawMessage(Base):
     received_at: Mapped[dt.datetime] = created_at()
     processed_at: Mapped[dt.datetime | None]
     error: Mapped[str | None] = mapped_column(Text)  # no PHI: parser position and reason only
+    # Retention (store.retention): once purged, ``payload`` is empty and these say what it was.
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    payload_bytes: Mapped[int | None] = mapped_column(Integer)
+    purged_at: Mapped[dt.datetime | None]
 
 
 class RawMessageVersion(Base):
@@ -92,3 +97,6 @@ class RawMessageVersion(Base):
     received_at: Mapped[dt.datetime] = created_at()
     decided_at: Mapped[dt.datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(64))
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    payload_bytes: Mapped[int | None] = mapped_column(Integer)
+    purged_at: Mapped[dt.datetime | None]
