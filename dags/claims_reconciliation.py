@@ -64,9 +64,10 @@ def claims_reconciliation() -> None:
 
     @task(pool="billing_api")
     def refresh_billing_charges() -> int:
-        from carefabric.interfaces.billing_sync import sync_accepted_charges
+        from carefabric.interfaces.claims_reconciliation import refresh_billing_charges
 
-        return sync_accepted_charges(engine(), billing_client(), business_date(get_current_context()))
+        # the charge window, not just the day: a late charge is billed under an earlier service date
+        return refresh_billing_charges(engine(), billing_client(), business_date(get_current_context()))
 
     @task
     def reconcile(_: int) -> dict:
