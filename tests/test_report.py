@@ -365,3 +365,21 @@ def test_store_rows_are_accepted_as_they_are() -> None:
         "reason",
     }
     assert "W123456789" not in report.html
+
+
+def test_held_money_is_a_control_total_line_and_payers_show_under_their_facility() -> None:
+    held = {"charges": {"UNKNOWN_CDM": {"lines": 2, "cents": 4500}},
+            "suspense": {"rejected": {"transactions": 1, "cents": 91872}}, "remittances": {}}
+    rollforward = [{"facility": "F1", "opening_cents": 100000, "charges_cents": 5000, "payment_cents": -3000,
+                    "contractual_cents": -1000, "denial_cents": 0, "plb_cents": 0, "patient_responsibility_cents": 0,
+                    "expected_closing_cents": 101000, "closing_cents": 101000, "difference_cents": 0,
+                    "payers": [{"payer_id": "PAYER-ACME", "payment_cents": -3000, "contractual_cents": -1000,
+                                "denial_cents": 0, "plb_cents": 0, "charges_cents": 0,
+                                "patient_responsibility_cents": 0, "activity_cents": -4000}]}]
+    report = build_finance_report({}, None, [], {}, business_date=dt.date(2026, 11, 23), chart=False, held=held,
+                                  rollforward=rollforward)
+    assert report.html.count('class="held-line"') == 2
+    assert "Not posted: 835 cash in suspense" in report.html and "$918.72" in report.html
+    assert 'class="rollforward-payer' in report.html and "PAYER-ACME" in report.html
+    assert "PAYER-ACME: payments -$30.00, adjustments -$10.00" in report.text
+    assert "$963.72 not posted" in report.subject

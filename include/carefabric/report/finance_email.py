@@ -146,10 +146,9 @@ def _subject(date: str, unmatched: int, exceptions: int, quality_failures: int) 
     return f"[carefabric] Reconciliation {date}: {status}"
 
 
-def _plain_text(ctx: Mapping[str, Any]) -> str:
-    """The text/plain alternative: the same facts, for clients that do not show HTML."""
-    sides: list[str] = ctx["sides"]
-    lines = [ctx["subject"], ""]
+def _text_actions(ctx: Mapping[str, Any]) -> list[str]:
+    """What finance must act on first: an empty day, missing feeds, money held, the roll-forward."""
+    lines: list[str] = []
     if ctx["empty_day"]:
         lines += [f"NO ACTIVITY recorded for {ctx['business_date']}: check that the day's feeds arrived.", ""]
     lines += [f"MISSING FEED: {w}" for w in ctx["warnings"]]
@@ -162,7 +161,17 @@ def _plain_text(ctx: Mapping[str, Any]) -> str:
         for r in ctx["rollforward"]:
             lines.append(f"  {r['facility']}: opening {format_money(r['opening_cents'])}, closing "
                          f"{format_money(r['closing_cents'])}, difference {format_money(r['difference_cents'])}")
+            lines += [f"    {p['payer_id']}: payments {format_money(p.get('payment_cents'))}, adjustments "
+                      f"{format_money((p.get('contractual_cents') or 0) + (p.get('denial_cents') or 0))}, "
+                      f"PLB {format_money(p.get('plb_cents'))}" for p in r.get("payers") or [] if p["payer_id"] != "(charges)"]
         lines.append("")
+    return lines
+
+
+def _plain_text(ctx: Mapping[str, Any]) -> str:
+    """The text/plain alternative: the same facts, for clients that do not show HTML."""
+    sides: list[str] = ctx["sides"]
+    lines = [ctx["subject"], "", *_text_actions(ctx)]
     lines.append("CONTROL TOTALS")
     for row in ctx["controls"]:
         amounts = ", ".join(
