@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 PY = sys.executable
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 BUSINESS_DATE = "2026-11-23"
-SECTIONS = ("parse", "x12", "journal", "recon", "memory", "ingest", "day", "scheduler")
+SECTIONS = ("parse", "x12", "fhir", "journal", "recon", "memory", "ingest", "day", "scheduler")
 BENCH_PORTS = {"sftp": 12122, "billing": 18181, "erp": 18182, "smtp": 12125}
 
 SIZES = {
@@ -56,6 +56,7 @@ SIZES = {
     "hl7apy_messages": (300, 100),
     "python_hl7_messages": (5_000, 2_000),
     "x12_claims": (3_000, 1_000),
+    "fhir_resources": (50_000, 10_000),
     "journal_charges": (1_000_000, 200_000),
     "recon_claims": (1_000_000, 200_000),
     "ledger_lines": (20_000, 4_000),  # ERP journal lines read back through the API for the ledger check
@@ -829,6 +830,8 @@ def main(argv: list[str] | None = None) -> int:
         steps: dict[str, Callable[[], None]] = {
             "parse": lambda: bench_parse(work, sizes),
             "x12": lambda: bench_x12(work, sizes),
+            # our FHIR reader vs fhir.resources R4B validation on the same NDJSON (tools/bench_fhir.py)
+            "fhir": lambda: __import__("bench_fhir").section(work, sizes, row, DETAILS),
             "journal": lambda: bench_journal(sizes),
             "recon": lambda: (bench_recon(sizes), bench_recon_readback(work, sizes), bench_ledger_readback(work, sizes)),
             "memory": lambda: bench_memory(work, sizes),
