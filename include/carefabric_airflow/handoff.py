@@ -2,8 +2,10 @@
 
 One setting, ``CAREFABRIC_HANDOFF_URL``: any fsspec URL Airflow's object storage understands
 (``s3://aws_default@bucket/carefabric/handoff``: the connection id before the ``@``; ``gs://``,
-``abfs://``, ...). Default: ``file://<CAREFABRIC_DATA_DIR>/handoff``, which is right for the
-sandbox and a single machine, and for several workers only when that folder is a shared volume.
+``abfs://``, ...; each needs its provider installed, e.g. ``apache-airflow-providers-amazon``
+for ``s3://``). Default: ``file://<CAREFABRIC_DATA_DIR>/handoff``, which is right for the sandbox,
+one machine, or workers sharing that folder (the compose file's ``carefabric-data`` volume on one
+Docker host); workers on several hosts need an object store here.
 
 Why a handoff store rather than one fetch-and-process task (``payer_remittance`` and
 ``bank_statement``): ``fetch`` moves
