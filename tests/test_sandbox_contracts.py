@@ -554,7 +554,7 @@ def _free_port() -> int:
 
 def test_cli_start_install_status_stop(tmp_path: Path) -> None:
     state = tmp_path / "sandbox"
-    ports = {peer: _free_port() for peer in ("sftp", "billing", "erp", "smtp")}
+    ports = {peer: _free_port() for peer in ("sftp", "billing", "erp", "smtp", "ehr_fhir")}
     env = {
         **os.environ,
         "SANDBOX_DIR": str(state),
