@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env(home: Path, store_url: str, port: int) -> dict[str, str]:
+def _env(home: Path, store_url: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "AIRFLOW_HOME": str(home),
@@ -59,19 +59,29 @@ def _env(home: Path, store_url: str, port: int) -> dict[str, str]:
         "CAREFABRIC_DB_URL": store_url,
         "PATH": f"{AIRFLOW.parent}{os.pathsep}{env.get('PATH', '')}",
     })
+    env.update(extra or {})
     return env
 
 
 @contextmanager
-def airflow_api_server(home: Path, store_url: str) -> Iterator[Server]:
-    """Migrate, serialize the DAGs, start ``airflow api-server`` on a free port; stop it after."""
+def airflow_api_server(home: Path, store_url: str, *, extra_env: dict[str, str] | None = None,
+                       prepare: Callable[[dict[str, str]], None] | None = None,
+                       scheduler: bool = False) -> Iterator[Server]:
+    """Migrate, serialize the DAGs, start ``airflow api-server`` on a free port; stop it after.
+
+    ``prepare(env)`` runs after the migration (connections, pools, unpausing); ``scheduler`` also
+    starts ``airflow scheduler`` (LocalExecutor, tasks through this api-server's execution API),
+    so runs triggered through the REST API really run."""
     port = _free_port()
-    env = _env(home, store_url, port)
+    env = _env(home, store_url, port, extra_env)
     for args in (["db", "migrate"], ["dags", "reserialize"]):
         subprocess.run([str(AIRFLOW), *args], env=env, check=True, capture_output=True, timeout=300)
+    if prepare is not None:
+        prepare(env)
     log = (home / "api-server.log").open("w")
     proc = subprocess.Popen([str(AIRFLOW), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
+    others: list[subprocess.Popen[bytes]] = []
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -84,12 +94,22 @@ def airflow_api_server(home: Path, store_url: str) -> Iterator[Server]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("airflow api-server did not start:\n" + (home / "api-server.log").read_text()[-3000:])
             time.sleep(0.5)
+        if scheduler:
+            with (home / "scheduler.log").open("w") as sched_log:
+                others.append(subprocess.Popen([str(AIRFLOW), "scheduler"], env=env, stdout=sched_log,
+                                               stderr=subprocess.STDOUT))
         passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
         yield Server(url=url, home=home, passwords=passwords)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for child in [*others, proc]:
+            _stop(child)
         log.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

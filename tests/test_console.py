@@ -70,7 +70,9 @@ def build_day(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             ingest_file(path, engine, business_date=BUSINESS_DATE, validate=False)
         for path in sorted((scenario / "sftp").rglob("*.835"), key=lambda p: ("resend" in p.name, p.name)):
             payer_remittance.process_file(path, engine, payer_folder=path.parent.name, business_date=BUSINESS_DATE)
-        _add_posting_and_reconciliation(engine)
+        truth = json.loads((scenario / "ground_truth.json").read_text())
+        missing = next(f for f in truth["faults"] if f["fault"] == "missing_in_billing")["reference"]
+        _add_posting_and_reconciliation(engine, missing)
     finally:
         engine.dispose()
     mrns, names = set(), set()
@@ -86,11 +88,10 @@ def build_day(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             family = fields[5].split("^")[0]
             if len(family) >= 5:
                 names.add(family)
-    truth = json.loads((scenario / "ground_truth.json").read_text())
     return {"url": url, "scenario": scenario, "mrns": mrns, "names": names, "truth": truth}
 
 
-def _add_posting_and_reconciliation(engine: Any) -> None:
+def _add_posting_and_reconciliation(engine: Any, missing_claim: str) -> None:
     """A posted CHARGES journal carrying two mapped lines, and a reconciliation run with one
     matched charges item and one claim missing in billing."""
     with session_scope(engine) as s:
@@ -113,7 +114,7 @@ def _add_posting_and_reconciliation(engine: Any) -> None:
                                 control_totals={"items_total": 2, "unmatched_total": 1})
         run.items.append(ReconciliationItem(check_name="charges", item_key=f"{BUSINESS_DATE}|{lines[0].cost_center}",
                                             status="matched", ehr_cents=100, billing_cents=100, gl_cents=100))
-        run.items.append(ReconciliationItem(check_name="claims", item_key="CLM-F3-0000014|PAYER-MEDICARE",
+        run.items.append(ReconciliationItem(check_name="claims", item_key=f"{missing_claim}|PAYER-MEDICARE",
                                             status="missing_in_billing", remit_cents=49848, gl_cents=49848,
                                             variance_cents=49848, reason="not in billing"))
         s.add(run)
@@ -453,7 +454,6 @@ def test_trace_of_a_posted_line_and_of_its_message_file_and_claim(client: TestCl
     assert by_file["matched_as"] == ["file"] and len(by_file["messages"]) > 1
 
     fault = next(f for f in store["truth"]["faults"] if f["fault"] == "missing_in_billing")
-    assert fault["reference"] == "CLM-F3-0000014"  # the reconciliation row added by the fixture
     claim = client.get("/api/trace", params={"key": fault["reference"]}).json()
     assert claim["matched_as"] == ["claim_id"] and claim["billing_claims"] == []
     assert [r["status"] for r in claim["reconciliation"]] == ["missing_in_billing"]

@@ -42,12 +42,47 @@ def health(session: Session, day: dt.date | None = None) -> dict[str, Any]:
     """Per interface: files today and in total, open exceptions by kind and reason, last activity."""
     day = day or today()
     start, end = _day_bounds(day)
+    files = _file_counts(session, start, end)
+    open_exc, opened_today = _exception_counts(session, start, end)
+    erp = erp_summary(session)
+    recon = last_reconciliation(session)
+    extras: dict[str, dict[str, Any]] = {
+        "erp_posting": {"last_posting": erp["last_posting"], "postings_by_status": erp["by_status"]},
+        "claims_reconciliation": {"last_run": recon},
+        "billing_sync": _billing_sync(session),
+        "erp_master_data": _master_data(session),
+        "exception_replay": _replays(session),
+    }
+    names = list(INTERFACES) + sorted(n for n in set(files["total"]) | set(open_exc) if n and n not in INTERFACES)
+    interfaces = []
+    for name in names:
+        exc = open_exc.get(name) or {"open": 0, "business": 0, "transient": 0, "by_reason": {}}
+        entry: dict[str, Any] = {
+            "interface": name,
+            "files": _files_entry(files, name),
+            "exceptions": {**exc, "opened_today": opened_today.get(name, 0)},
+            **extras.get(name, {}),
+        }
+        entry["state"] = _state(entry)
+        interfaces.append(entry)
+    totals_open = {k: sum(e["exceptions"].get(k, 0) for e in interfaces) for k in ("open", "business", "transient")}
+    return {
+        "day": day.isoformat(),
+        "generated_at": iso(dt.datetime.now(dt.UTC)),
+        "interfaces": interfaces,
+        "exceptions": totals_open,
+        "erp": erp,
+        "reconciliation": {"last_run": recon},
+    }
 
-    files_total: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+def _file_counts(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """Inbound files per interface: by status in total, received and finished today, the last one."""
+    total: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for interface, status, n in session.execute(
         select(InboundFile.interface, InboundFile.status, func.count()).group_by(InboundFile.interface, InboundFile.status)
     ):
-        files_total[interface or ""][status] += n
+        total[interface or ""][status] += n
     received_today = dict(
         session.execute(
             select(InboundFile.interface, func.count())
@@ -62,14 +97,43 @@ def health(session: Session, day: dt.date | None = None) -> dict[str, Any]:
         .group_by(InboundFile.interface, InboundFile.status)
     ):
         done_today[interface or ""][status] += n
-    last_files: dict[str, InboundFile] = {}
-    for f in session.scalars(
-        select(InboundFile).where(
-            InboundFile.id.in_(select(func.max(InboundFile.id)).group_by(InboundFile.interface).scalar_subquery())
+    last = {
+        f.interface or "": f
+        for f in session.scalars(
+            select(InboundFile).where(
+                InboundFile.id.in_(select(func.max(InboundFile.id)).group_by(InboundFile.interface).scalar_subquery())
+            )
         )
-    ):
-        last_files[f.interface or ""] = f
+    }
+    return {"total": total, "received_today": received_today, "done_today": done_today, "last": last}
 
+
+def _files_entry(files: dict[str, Any], name: str) -> dict[str, Any]:
+    totals = files["total"].get(name, {})
+    today_done = files["done_today"].get(name, {})
+    last = files["last"].get(name)
+    return {
+        "today": {
+            "received": files["received_today"].get(name, 0),
+            "processed": today_done.get("processed", 0),
+            "rejected": today_done.get("rejected", 0),
+            "duplicate": today_done.get("duplicate", 0),
+        },
+        "total": {
+            "received": sum(totals.values()),
+            "processed": totals.get("processed", 0),
+            "rejected": totals.get("rejected", 0),
+            "duplicate": totals.get("duplicate", 0),
+            "in_progress": totals.get("received", 0) + totals.get("processing", 0),
+        },
+        "last_file_at": iso(last.received_at) if last else None,
+        "last_file_name": last.name if last else None,
+        "last_file_status": last.status if last else None,
+    }
+
+
+def _exception_counts(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[dict[str, Any], dict[str, int]]:
+    """Open exceptions per interface (by kind and reason) and exceptions opened today."""
     open_exc: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"open": 0, "business": 0, "transient": 0, "by_reason": {}}
     )
@@ -90,64 +154,7 @@ def health(session: Session, day: dt.date | None = None) -> dict[str, Any]:
             .group_by(ExceptionRecord.interface)
         ).all()
     )
-
-    erp = erp_summary(session)
-    recon = last_reconciliation(session)
-    extras: dict[str, dict[str, Any]] = {
-        "erp_posting": {"last_posting": erp["last_posting"], "postings_by_status": erp["by_status"]},
-        "claims_reconciliation": {"last_run": recon},
-        "billing_sync": _billing_sync(session),
-        "erp_master_data": _master_data(session),
-        "exception_replay": _replays(session),
-    }
-
-    names = list(INTERFACES) + sorted(
-        n for n in set(files_total) | set(open_exc) if n and n not in INTERFACES
-    )
-    interfaces = []
-    for name in names:
-        totals = files_total.get(name, {})
-        today_done = done_today.get(name, {})
-        last = last_files.get(name)
-        exc = open_exc.get(name) or {"open": 0, "business": 0, "transient": 0, "by_reason": {}}
-        entry: dict[str, Any] = {
-            "interface": name,
-            "files": {
-                "today": {
-                    "received": received_today.get(name, 0),
-                    "processed": today_done.get("processed", 0),
-                    "rejected": today_done.get("rejected", 0),
-                    "duplicate": today_done.get("duplicate", 0),
-                },
-                "total": {
-                    "received": sum(totals.values()),
-                    "processed": totals.get("processed", 0),
-                    "rejected": totals.get("rejected", 0),
-                    "duplicate": totals.get("duplicate", 0),
-                    "in_progress": totals.get("received", 0) + totals.get("processing", 0),
-                },
-                "last_file_at": iso(last.received_at) if last else None,
-                "last_file_name": last.name if last else None,
-                "last_file_status": last.status if last else None,
-            },
-            "exceptions": {**exc, "opened_today": opened_today.get(name, 0)},
-            **extras.get(name, {}),
-        }
-        entry["state"] = _state(entry)
-        interfaces.append(entry)
-
-    totals_open = {"open": 0, "business": 0, "transient": 0}
-    for entry in interfaces:
-        for k in totals_open:
-            totals_open[k] += entry["exceptions"].get(k, 0)
-    return {
-        "day": day.isoformat(),
-        "generated_at": iso(dt.datetime.now(dt.UTC)),
-        "interfaces": interfaces,
-        "exceptions": totals_open,
-        "erp": erp,
-        "reconciliation": {"last_run": recon},
-    }
+    return open_exc, opened_today
 
 
 def _state(entry: dict[str, Any]) -> str:

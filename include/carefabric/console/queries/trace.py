@@ -95,6 +95,18 @@ def _add_remittances(session: Session, t: _Trace, remits: Iterable[Remittance], 
 
 
 def _seed(session: Session, t: _Trace, key: str) -> None:
+    """What ``key`` names directly: each kind it matches adds its records and says so."""
+    _seed_line_or_message(session, t, key)
+    _seed_claim_or_trace(session, t, key)
+    _seed_file(session, t, key)
+    # An ERP posting external id.
+    posting = session.scalars(select(ErpPosting).where(ErpPosting.external_id == key)).first()
+    if posting is not None:
+        t.matched_as.append("posting_external_id")
+    _add_files(session, t, [m.file_id for m in t.messages.values() if m.file_id])
+
+
+def _seed_line_or_message(session: Session, t: _Trace, key: str) -> None:
     # A charge line key.
     charge = session.scalars(select(Charge).where(Charge.line_key == key)).first()
     if charge is not None:
@@ -108,6 +120,9 @@ def _seed(session: Session, t: _Trace, key: str) -> None:
         for m in messages:
             t.messages[m.id] = m
         _add_charges_of_messages(session, t, messages)
+
+
+def _seed_claim_or_trace(session: Session, t: _Trace, key: str) -> None:
     # A claim id (CLP01 = billing claim id).
     remit_claims = list(session.scalars(select(RemitClaim).where(RemitClaim.patient_control_number == key)))
     billed = session.scalar(select(func.count()).select_from(BillingClaim).where(BillingClaim.claim_id == key))
@@ -122,35 +137,35 @@ def _seed(session: Session, t: _Trace, key: str) -> None:
     if remits:
         t.matched_as.append("trace_number")
         _add_remittances(session, t, remits, with_claims=True)
-    # A file: sha256 (or a prefix of 8+ hex characters) or its name.
+
+
+def _seed_file(session: Session, t: _Trace, key: str) -> None:
+    """A file: sha256 (or a prefix of 8+ hex characters) or its name; its messages (up to the
+    trace limit), their charges and its remittances."""
     conds = [InboundFile.name == key, InboundFile.sha256 == key.lower()]
     if len(key) >= 8 and all(ch in "0123456789abcdefABCDEF" for ch in key):
         conds.append(InboundFile.sha256.startswith(key.lower()))
     files = list(session.scalars(select(InboundFile).where(or_(*conds))))
-    if files:
-        t.matched_as.append("file")
-        for f in files:
-            t.files[f.id] = f
-        ids = [f.id for f in files]
-        msgs = list(
-            session.scalars(
-                select(RawMessage).where(RawMessage.file_id.in_(ids)).order_by(RawMessage.id).limit(TRACE_LIMIT + 1)
-            )
+    if not files:
+        return
+    t.matched_as.append("file")
+    for f in files:
+        t.files[f.id] = f
+    ids = [f.id for f in files]
+    msgs = list(
+        session.scalars(
+            select(RawMessage).where(RawMessage.file_id.in_(ids)).order_by(RawMessage.id).limit(TRACE_LIMIT + 1)
         )
-        if len(msgs) > TRACE_LIMIT:
-            t.truncated["messages"] = True
-            msgs = msgs[:TRACE_LIMIT]
-        for m in msgs:
-            t.messages[m.id] = m
-        _add_charges_of_messages(session, t, msgs)
-        _add_remittances(
-            session, t, session.scalars(select(Remittance).where(Remittance.file_id.in_(ids))), with_claims=True
-        )
-    # An ERP posting external id.
-    posting = session.scalars(select(ErpPosting).where(ErpPosting.external_id == key)).first()
-    if posting is not None:
-        t.matched_as.append("posting_external_id")
-    _add_files(session, t, [m.file_id for m in t.messages.values() if m.file_id])
+    )
+    if len(msgs) > TRACE_LIMIT:
+        t.truncated["messages"] = True
+        msgs = msgs[:TRACE_LIMIT]
+    for m in msgs:
+        t.messages[m.id] = m
+    _add_charges_of_messages(session, t, msgs)
+    _add_remittances(
+        session, t, session.scalars(select(Remittance).where(Remittance.file_id.in_(ids))), with_claims=True
+    )
 
 
 def trace(session: Session, key: str) -> dict[str, Any]:
@@ -165,12 +180,32 @@ def trace(session: Session, key: str) -> dict[str, Any]:
         raise ValueError("give a line key, control id, claim id, trace number, file sha256 or file name")
     t = _Trace()
     _seed(session, t, key)
+    exceptions = _exceptions(session, t, key)
+    posting_list = _postings(session, t, key)
+    recon = _reconciliation(session, t)
+    found = bool(t.matched_as or exceptions or posting_list or recon)
+    return {
+        "key": key,
+        "found": found,
+        "matched_as": t.matched_as or (["exception_record_key"] if exceptions else []),
+        "files": [file_json(f) for f in sorted(t.files.values(), key=lambda f: f.id)],
+        "messages": [message_json(m) for m in sorted(t.messages.values(), key=lambda m: m.id)],
+        "charges": [charge_json(c) for c in sorted(t.charges.values(), key=lambda c: c.id)],
+        "remittances": [remittance_json(r) for r in sorted(t.remittances.values(), key=lambda r: r.id)],
+        "claims": _claims(t),
+        "billing_claims": _billing_claims(session, t),
+        "exceptions": [exception_json(e) for e in exceptions],
+        "postings": posting_list,
+        "reconciliation": recon,
+        "truncated": t.truncated,
+    }
 
-    # Exceptions about any of these records.
+
+def _exceptions(session: Session, t: _Trace, key: str) -> list[ExceptionRecord]:
+    """Exceptions about any of the traced records (each kind of record has its own key shape)."""
     conds: list[Any] = [ExceptionRecord.record_key == key, ExceptionRecord.record_key.startswith(f"{key}|", autoescape=True)]
-    if t.charges:
-        for chunk in _chunks(t.charges):
-            conds.append((ExceptionRecord.record_type == "charge") & ExceptionRecord.record_key.in_(chunk))
+    for chunk in _chunks(t.charges):
+        conds.append((ExceptionRecord.record_type == "charge") & ExceptionRecord.record_key.in_(chunk))
     for f in t.files.values():
         conds.append(ExceptionRecord.record_key == f.sha256)
         conds.append(ExceptionRecord.record_key == f"{f.name}|{f.sha256[:12]}")
@@ -186,86 +221,89 @@ def trace(session: Session, key: str) -> dict[str, Any]:
     if t.messages:
         conds.append(ExceptionRecord.message_id.in_(list(t.messages)[:CHUNK]))
     if t.remittances:
-        conds.append(
-            (ExceptionRecord.record_type == "remittance")
-            & ExceptionRecord.record_key.in_(
-                [
-                    f"{r.interchange_control}|{r.group_control}|{r.transaction_control}|{r.sender_id}"
-                    for r in t.remittances.values()
-                ]
-            )
-        )
-    exceptions = list(session.scalars(select(ExceptionRecord).where(or_(*conds)).order_by(ExceptionRecord.id)))
+        keys = [f"{r.interchange_control}|{r.group_control}|{r.transaction_control}|{r.sender_id}"
+                for r in t.remittances.values()]
+        conds.append((ExceptionRecord.record_type == "remittance") & ExceptionRecord.record_key.in_(keys))
+    return list(session.scalars(select(ExceptionRecord).where(or_(*conds)).order_by(ExceptionRecord.id)))
 
-    # ERP postings: contributions of these lines, claims, traces.
-    contrib_conds: list[Any] = [PostingContribution.record_key == key]
+
+def _postings(session: Session, t: _Trace, key: str) -> list[dict[str, Any]]:
+    """ERP postings the traced lines, claims and traces contributed to, amounts per account."""
+    conds: list[Any] = [PostingContribution.record_key == key]
     for chunk in _chunks(t.charges):
-        contrib_conds.append(PostingContribution.record_key.in_(chunk))
+        conds.append(PostingContribution.record_key.in_(chunk))
     for value in sorted(t.claim_ids | t.trace_numbers):
-        contrib_conds.append(PostingContribution.record_key == value)
-        contrib_conds.append(PostingContribution.record_key.startswith(f"{value}|", autoescape=True))
-    if "posting_external_id" in t.matched_as:
-        contrib_conds = [ErpPosting.external_id == key]
+        conds.append(PostingContribution.record_key == value)
+        conds.append(PostingContribution.record_key.startswith(f"{value}|", autoescape=True))
+    whole_document = "posting_external_id" in t.matched_as
+    if whole_document:
+        conds = [ErpPosting.external_id == key]
     postings: dict[int, dict[str, Any]] = {}
     rows = session.execute(
         select(ErpPosting, PostingContribution)
         .join(PostingContribution, PostingContribution.posting_id == ErpPosting.id)
-        .where(or_(*contrib_conds))
+        .where(or_(*conds))
         .order_by(ErpPosting.id, PostingContribution.id)
         .limit(5000)
     ).all()
     for posting, contribution in rows:
         entry = postings.setdefault(posting.id, {**posting_json(posting), "contributions": {}})
-        if "posting_external_id" in t.matched_as and len(entry["contributions"]) >= 50:
+        if whole_document and len(entry["contributions"]) >= 50:
             continue  # a whole document: show a sample of what it carries
         label = f"{contribution.record_type} {contribution.record_key}"
         by_account = entry["contributions"].setdefault(label, defaultdict(int))
         by_account[contribution.account] += contribution.amount_cents
-    posting_list = []
     for entry in postings.values():
         entry["contributions"] = [
             {"record": label, "account": account, "amount": money(cents)}
             for label, accounts in entry["contributions"].items()
             for account, cents in sorted(accounts.items())
         ]
-        posting_list.append(entry)
+    return list(postings.values())
 
-    # Reconciliation items (latest run of each business date) that mention these records.
+
+def _reconciliation(session: Session, t: _Trace) -> list[dict[str, Any]]:
+    """Reconciliation items (latest run of each business date) that mention the traced records."""
     latest_runs = {
         run.business_date: run
         for run in session.scalars(select(ReconciliationRun).order_by(ReconciliationRun.business_date, ReconciliationRun.run_number))
     }
     runs_by_id = {run.id: run for run in latest_runs.values()}
-    item_conds: list[Any] = []
+    conds: list[Any] = []
     charge_keys = {f"{c.business_date.isoformat()}|{c.cost_center}" for c in t.charges.values() if c.business_date and c.cost_center}
     if charge_keys:
-        item_conds.append((ReconciliationItem.check_name == "charges") & ReconciliationItem.item_key.in_(sorted(charge_keys)))
+        conds.append((ReconciliationItem.check_name == "charges") & ReconciliationItem.item_key.in_(sorted(charge_keys)))
     for claim_id in sorted(t.claim_ids):
-        item_conds.append(
+        conds.append(
             (ReconciliationItem.check_name == "claims")
             & or_(ReconciliationItem.item_key == claim_id, ReconciliationItem.item_key.startswith(f"{claim_id}|", autoescape=True))
         )
     if t.trace_numbers:
-        item_conds.append((ReconciliationItem.check_name == "cash") & ReconciliationItem.item_key.in_(sorted(t.trace_numbers)))
-    recon: list[dict[str, Any]] = []
-    if item_conds and runs_by_id:
-        for item in session.scalars(
-            select(ReconciliationItem)
-            .where(ReconciliationItem.run_id.in_(list(runs_by_id)), or_(*item_conds))
-            .order_by(ReconciliationItem.run_id, ReconciliationItem.id)
-        ):
-            recon.append(recon_item_json(item, runs_by_id[item.run_id]))
+        conds.append((ReconciliationItem.check_name == "cash") & ReconciliationItem.item_key.in_(sorted(t.trace_numbers)))
+    if not (conds and runs_by_id):
+        return []
+    items = session.scalars(
+        select(ReconciliationItem)
+        .where(ReconciliationItem.run_id.in_(list(runs_by_id)), or_(*conds))
+        .order_by(ReconciliationItem.run_id, ReconciliationItem.id)
+    )
+    return [recon_item_json(item, runs_by_id[item.run_id]) for item in items]
 
+
+def _billing_claims(session: Session, t: _Trace) -> list[dict[str, Any]]:
     billing = []
-    if t.claim_ids:
-        for chunk in _chunks(t.claim_ids):
-            for b in session.scalars(select(BillingClaim).where(BillingClaim.claim_id.in_(chunk))):
-                billing.append(
-                    {"claim_id": b.claim_id, "facility": b.facility, "payer_id": b.payer_id,
-                     "total_charge": money(b.total_charge_cents), "status": b.status,
-                     "submitted_date": iso(b.submitted_date)}
-                )
-    claims = [
+    for chunk in _chunks(t.claim_ids):
+        for b in session.scalars(select(BillingClaim).where(BillingClaim.claim_id.in_(chunk))):
+            billing.append(
+                {"claim_id": b.claim_id, "facility": b.facility, "payer_id": b.payer_id,
+                 "total_charge": money(b.total_charge_cents), "status": b.status,
+                 "submitted_date": iso(b.submitted_date)}
+            )
+    return sorted(billing, key=lambda b: b["claim_id"])
+
+
+def _claims(t: _Trace) -> list[dict[str, Any]]:
+    return [
         {
             "claim_id": claim_id,
             "remittance_id": c.remittance_id,
@@ -277,19 +315,3 @@ def trace(session: Session, key: str) -> dict[str, Any]:
         for claim_id, items in sorted(t.claims.items())
         for c in items
     ]
-    found = bool(t.matched_as or exceptions or posting_list or recon)
-    return {
-        "key": key,
-        "found": found,
-        "matched_as": t.matched_as or (["exception_record_key"] if exceptions else []),
-        "files": [file_json(f) for f in sorted(t.files.values(), key=lambda f: f.id)],
-        "messages": [message_json(m) for m in sorted(t.messages.values(), key=lambda m: m.id)],
-        "charges": [charge_json(c) for c in sorted(t.charges.values(), key=lambda c: c.id)],
-        "remittances": [remittance_json(r) for r in sorted(t.remittances.values(), key=lambda r: r.id)],
-        "claims": claims,
-        "billing_claims": sorted(billing, key=lambda b: b["claim_id"]),
-        "exceptions": [exception_json(e) for e in exceptions],
-        "postings": posting_list,
-        "reconciliation": recon,
-        "truncated": t.truncated,
-    }

@@ -178,9 +178,20 @@ def replay_bulk_form(request: Request, user: Operator, reason_code: str = Form("
 
 
 @router.get("/replay/runs/{run_id}", response_class=HTMLResponse, include_in_schema=False)
-def replay_run_page(request: Request, user: Reader, run_id: str = RUN_ID) -> HTMLResponse:
+def replay_run_page(request: Request, user: Reader, s: StoreSession, run_id: str = RUN_ID) -> HTMLResponse:
+    """The run's state (the page reloads itself while it runs) and, once it ended, the
+    exceptions it was asked to replay as they are now."""
     run = api_replay_run(request, user, run_id)
-    return page(request, "replay.html.j2", result={"mode": "triggered", "run": run, "exception_ids": []}, nav="exceptions")
+    conf = run.get("conf") or {}
+    ids = [int(i) for i in conf.get("exception_ids") or [] if str(i).isdigit()]
+    outcome = None
+    if run["state"] not in ("queued", "running") and (ids or conf.get("reason_code") or conf.get("interface")):
+        f = QueueFilter(reason_code=None if ids else conf.get("reason_code"),
+                        interface=None if ids else conf.get("interface"))
+        items = queries.list_exceptions(s, f, page=1, page_size=PAGE_SIZE_MAX)["items"]
+        outcome = [e for e in items if not ids or e["id"] in ids]
+    result = {"mode": "triggered", "run": run, "exception_ids": ids, "outcome": outcome}
+    return page(request, "replay.html.j2", result=result, nav="exceptions")
 
 
 def _date(text: str) -> dt.date | None:
