@@ -4,9 +4,11 @@ Daily at 07:30 UTC, after the nightly close. Raw HL7/FHIR payloads and archived 
 (835s, bank statements, extracts) older than the ``carefabric_retention_days`` policy (JSON, days
 per interface, e.g. ``{"default": 30, "payer_remittance": 365}``) lose their payload; the row keeps
 its SHA-256, size, control ids and status, so audits and duplicate checks still work. Anything an
-open exception may replay is kept. Then ``VACUUM`` (SQLite) or ``VACUUM (ANALYZE)`` (PostgreSQL;
-``VACUUM FULL`` with ``carefabric_retention_vacuum_full=true``) returns the space, the store's size
-is measured before and after, and one audit entry (actor ``phi_retention``) records all of it.
+open exception may replay is kept. Then ``VACUUM`` (SQLite) or ``VACUUM (FULL, ANALYZE)`` of the
+two payload tables (PostgreSQL: the purge rewrites rows, and a plain ``VACUUM`` leaves the tables
+larger than before, see docs/PERFORMANCE.md; ``carefabric_retention_vacuum_full=false`` for a
+plain one without the exclusive lock) returns the space, the store's size is measured before and
+after, and one audit entry (actor ``phi_retention``) records all of it.
 The logic is in ``carefabric.store.retention``.
 """
 
@@ -40,7 +42,7 @@ def phi_retention() -> None:
         from carefabric.store.retention import RetentionPolicy, run
 
         policy = RetentionPolicy(json_variable("carefabric_retention_days", {"default": 30}))
-        full = variable("carefabric_retention_vacuum_full", "false").lower() == "true"
+        full = variable("carefabric_retention_vacuum_full", "true").lower() == "true"
         return run(engine(), policy, full_vacuum=full)
 
     purge_and_reclaim()

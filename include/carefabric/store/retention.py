@@ -11,9 +11,10 @@ Not purged, whatever their age: a message an open exception points at, a message
 waiting for a person's decision (both may be replayed from their payload), and a file an open
 file-level exception names (``<name>|<sha12>``, replayed from its archive).
 
-Space: SQLite reuses freed pages but only ``VACUUM`` returns them to the file system; PostgreSQL's
-plain ``VACUUM`` makes the space reusable (the files stop growing) and ``VACUUM FULL`` (an
-exclusive lock on the two payload tables, seconds for a day's worth) returns it. Sizes before
+Space: SQLite reuses freed pages but only ``VACUUM`` returns them to the file system. On
+PostgreSQL the purge writes a new version of every row, so the tables first grow; plain
+``VACUUM`` only makes the dead versions reusable, ``VACUUM FULL`` (an exclusive lock on the two
+payload tables, seconds for a day's worth) rewrites them without the payloads. Sizes before
 and after go into the audit entry.
 """
 
