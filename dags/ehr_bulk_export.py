@@ -76,7 +76,6 @@ def ehr_bulk_export() -> None:
 
     started = kick_off()
     manifest = WaitForBulkExport(task_id="wait_for_export", status_url=started["status_url"])
-    started >> manifest
     route_to_billing(ingest(download(manifest.output)))
 
 

@@ -142,6 +142,14 @@ class EhrFhir:
         self.jobs[job.id] = job
         return job
 
+    def manifest(self, job: Job, files_url: str) -> dict[str, Any]:
+        """The completed job's manifest; every file behind the access token."""
+        errors = [{"type": "OperationOutcome", "url": f"{files_url}/errors-1.ndjson"}] \
+            if (self.dir / "jobs" / job.id / "errors-1.ndjson").exists() else []
+        return {"transactionTime": job.transaction_time, "request": job.request, "requiresAccessToken": True,
+                "output": [{"type": f["type"], "url": f"{files_url}/{f['name']}", "count": f["count"]} for f in job.files],
+                "error": errors}
+
 
 def create_app(base_dir: Path) -> FastAPI:
     """The EHR FHIR server's app over the state folder ``base_dir``."""
@@ -154,20 +162,32 @@ def create_app(base_dir: Path) -> FastAPI:
         return JSONResponse(outcome(exc.code, exc.diagnostics), exc.status, headers=exc.headers,
                             media_type="application/fhir+json")
 
-    def token_url(request: Request) -> str:
-        return f"{str(request.base_url).rstrip('/')}/auth/token"
+    _auth_routes(app, ehr)
+    _export_routes(app, ehr)
+    _admin_routes(app, ehr)
+    return app
 
-    def bearer(request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        problem = "no bearer token" if scheme.lower() != "bearer" else ehr.auth.check(token.strip())
-        if problem:
-            ehr.events.append({"kind": "401", "path": request.url.path, "at": time.time()})
-            raise FhirError(401, "login", problem, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+def _token_url(request: Request) -> str:
+    return f"{str(request.base_url).rstrip('/')}/auth/token"
+
+
+def _bearer(request: Request, ehr: EhrFhir) -> None:
+    """401 OperationOutcome unless the request carries a valid, unexpired access token."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    problem = "no bearer token" if scheme.lower() != "bearer" else ehr.auth.check(token.strip())
+    if problem:
+        ehr.events.append({"kind": "401", "path": request.url.path, "at": time.time()})
+        raise FhirError(401, "login", problem, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _auth_routes(app: FastAPI, ehr: EhrFhir) -> None:
+    """SMART discovery, the token endpoint and the capability statement."""
 
     @app.get("/.well-known/smart-configuration")
     @app.get(f"{BASE}/.well-known/smart-configuration")
     def smart_configuration(request: Request) -> dict[str, Any]:
-        return {"token_endpoint": token_url(request), "grant_types_supported": ["client_credentials"],
+        return {"token_endpoint": _token_url(request), "grant_types_supported": ["client_credentials"],
                 "token_endpoint_auth_methods_supported": ["private_key_jwt"],
                 "token_endpoint_auth_signing_alg_values_supported": ["RS384"],
                 "scopes_supported": ["system/*.read"], "capabilities": ["client-confidential-asymmetric"]}
@@ -178,7 +198,7 @@ def create_app(base_dir: Path) -> FastAPI:
         try:
             if ehr.settings["refuse_token"]:
                 raise OAuthError("invalid_client", "client registration suspended by the EHR administrator")
-            body = ehr.auth.issue(form, token_url(request))
+            body = ehr.auth.issue(form, _token_url(request))
         except OAuthError as exc:
             ehr.events.append({"kind": "token_refused", "at": time.time(), "error": exc.error})
             return JSONResponse({"error": exc.error, "error_description": exc.description}, exc.status)
@@ -190,8 +210,12 @@ def create_app(base_dir: Path) -> FastAPI:
         return {"resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
                 "format": ["json"], "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]}
 
+
+def _export_routes(app: FastAPI, ehr: EhrFhir) -> None:
+    """Kick-off (system and Group), status, cancel and file download."""
+
     def kick_off(request: Request, group: str | None) -> Response:
-        bearer(request)
+        _bearer(request, ehr)
         if "respond-async" not in request.headers.get("prefer", ""):
             raise FhirError(400, "required", "the Prefer header must ask for respond-async")
         q = request.query_params
@@ -219,7 +243,7 @@ def create_app(base_dir: Path) -> FastAPI:
 
     @app.get(BASE + "/_jobs/{job_id}")
     def status(request: Request, job_id: str) -> Response:
-        bearer(request)
+        _bearer(request, ehr)
         job = ehr.jobs.get(job_id)
         if job is None:
             raise FhirError(404, "not-found", f"no export job {job_id} (cancelled, expired or never started)")
@@ -235,17 +259,11 @@ def create_app(base_dir: Path) -> FastAPI:
             job.polls_left -= 1
             return Response(status_code=202, headers={"X-Progress": f"{100 * done // total}% (step {done} of {total})",
                                                       "Retry-After": str(ehr.settings["retry_after"])})
-        base = f"{str(request.base_url).rstrip('/')}{BASE}/_files/{job.id}"
-        errors = [{"type": "OperationOutcome", "url": f"{base}/errors-1.ndjson"}] \
-            if (ehr.dir / "jobs" / job.id / "errors-1.ndjson").exists() else []
-        return JSONResponse({"transactionTime": job.transaction_time, "request": job.request, "requiresAccessToken": True,
-                             "output": [{"type": f["type"], "url": f"{base}/{f['name']}", "count": f["count"]}
-                                        for f in job.files],
-                             "error": errors})
+        return JSONResponse(ehr.manifest(job, f"{str(request.base_url).rstrip('/')}{BASE}/_files/{job.id}"))
 
     @app.delete(BASE + "/_jobs/{job_id}")
     def cancel(request: Request, job_id: str) -> Response:
-        bearer(request)
+        _bearer(request, ehr)
         if ehr.jobs.pop(job_id, None) is None:
             raise FhirError(404, "not-found", f"no export job {job_id}")
         shutil.rmtree(ehr.dir / "jobs" / job_id, ignore_errors=True)
@@ -254,15 +272,12 @@ def create_app(base_dir: Path) -> FastAPI:
 
     @app.get(BASE + "/_files/{job_id}/{name}")
     def download(request: Request, job_id: str, name: str) -> Response:
-        bearer(request)
+        _bearer(request, ehr)
         path = ehr.dir / "jobs" / job_id / name
         if job_id not in ehr.jobs or "/" in name or not path.is_file():
             raise FhirError(404, "not-found", f"no file {name} for job {job_id}")
         ehr.events.append({"kind": "download", "at": time.time(), "job": job_id, "file": name})
         return FileResponse(path, media_type="application/fhir+ndjson")
-
-    _admin_routes(app, ehr)
-    return app
 
 
 def _admin_routes(app: FastAPI, ehr: EhrFhir) -> None:
