@@ -137,6 +137,7 @@ def _late_charge(world: World, policy: Policy, batch: hl7_writer.BatchWriter, en
         "business_date": date.isoformat(), "service_date": encounter.service_date.isoformat(),
         "encounter_id": encounter.encounter_id, "transaction_id": line.transaction_id, "facility": encounter.facility.code,
         "cost_center": policy.department_map[(encounter.facility.code, "LAB")], "message_control_id": control_id,
+        "line_key": f"{hl7_writer.SENDING_APP}|{encounter.facility.code}|{control_id}|{line.set_id}",
         "amount_cents": line.extended_cents, "posted": policy.postable(encounter.facility.code, line),
     })
 

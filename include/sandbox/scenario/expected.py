@@ -144,17 +144,17 @@ def expected_items(truth: dict[str, Any], edits: list[dict[str, Any]]) -> list[d
     for bank in truth.get("expected_bank_items", []):
         status = {"missing_in_835": "missing_in_remit"}.get(bank["status"], bank["status"])
         items.append(_item(bank["business_date"], "bank", status, bank["trace_number"], "exact", bank["reason"]))
-    late: dict[tuple[str, str], int] = defaultdict(int)
     for charge in truth.get("scenario", {}).get("late_charges", []):
-        if charge["posted"]:
-            late[(charge["business_date"], charge["cost_center"])] += int(charge["amount_cents"])
-    for (date, cc), cents in sorted(late.items()):
-        items.append(_item(date, "charges", "timing", f"{date}|{cc}", "exact",
-                           f"late charges {format_cents(cents)} billed under an earlier service date"))
+        if charge["posted"]:  # captured today, billed under its service date: timing per line key
+            items.append(_item(charge["business_date"], "charges", "timing", charge["line_key"], "exact",
+                               f"late charge {format_cents(int(charge['amount_cents']))} of {charge['service_date']} "
+                               f"billed under its service date"))
     for edit in edits:
         date = edit["business_date"]
-        items.append(_item(date, "integrity", "changed_in_erp", f"journal|CF-{edit['source']}-{truth['company']}-{date}-",
-                           "prefix", edit["why"]))
+        external_id = f"CF-{edit['source']}-{truth['company']}-{date.replace('-', '')}-"  # + content hash
+        items.append(_item(date, "integrity", "changed_in_erp", f"journal|{external_id}", "prefix", edit["why"]))
+        items.append(_item(date, "remittance", "amount_mismatch", f"{date}|{edit['facility']}|{edit['account']}",
+                           "exact", edit["why"]))
         items.append(_item(date, "ledger", "amount_mismatch",
                            f"{date}|{edit['account']}|{edit.get('cost_center') or ''}|{edit['facility']}|", "exact",
                            edit["why"]))

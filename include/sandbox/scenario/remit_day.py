@@ -193,6 +193,9 @@ def _record_bad(world: World, tx: RemitTransaction, kind: str) -> None:
     for claim in tx.claims:
         world.billing.add_claim(claim, tx.payer.payer_id, "submitted", claim.statement_date + dt.timedelta(days=2),
                                 updated)
+        if kind == "unknown_payer":  # billing posted this 835 itself; only carefabric lacks the payer
+            world.billing.add_payment(claim.claim_id, tx.payer.payer_id, claim.paid_cents, tx.business_date,
+                                      tx.trace_number, updated)
     rel = f"sftp/{tx.payer.payer_id}/{tx.file_name}"
     details: dict[str, Any] = {"path": rel, "trace_number": tx.trace_number}
     if kind == "remit_unbalanced":
