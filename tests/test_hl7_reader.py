@@ -3,7 +3,7 @@
 Every field the mapping reads is cross-checked against two independent readers, hl7apy and
 python-hl7, on the real samples and on messages built here (escapes, repetitions, custom
 delimiters, MLLP, batch envelopes, ``\\n`` and ``\\r\\n`` line ends). The samples pin what they
-yield. Speed is not asserted here (machines differ): ``python -m carefabric.hl7.bench``.
+yield. Speed is not asserted here (machines differ): ``python -m carefabric_bench.hl7_reader``.
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ from carefabric.store.models import (
     RemitClaim,
     Remittance,
 )
-from carefabric.x12.synth import write_835
 from sandbox import SFTP_PASSWORD, SFTP_USER
 from sandbox.runner import SandboxServers
+from sandbox.synth_835 import write_835
 
 DAY = scenario.BUSINESS_DATE
 MB = 1_000_000

@@ -28,7 +28,7 @@ from carefabric.x12 import X12Error, file_summary, iter_transactions, read_file,
 from carefabric.x12.balance import balance_errors, check_transaction
 from carefabric.x12.envelope import detect_delimiters
 from carefabric.x12.reader import FileResult, normalize_composite
-from carefabric.x12.synth import write_835
+from sandbox.synth_835 import write_835
 
 SAMPLES = (
     "lfh_medicare_part_a",

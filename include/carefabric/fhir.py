@@ -90,7 +90,8 @@ class FhirConfig:
         if not text:
             return cls()
         raw = json.loads(text)
-        base, values = cls(), {}
+        base = cls()
+        values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in cls.__dataclass_fields__:
                 raise ValueError(f"CAREFABRIC_FHIR_CONFIG: unknown setting {key!r}")

@@ -33,9 +33,10 @@ def to_cents(value: Decimal | int | str) -> int:
     """Decimal dollars to integer cents, rounding half up (as payers and ERPs do)."""
     if isinstance(value, int):
         return value * 100
-    if isinstance(value, str):
-        value = parse_decimal(value)  # type: ignore[assignment]
-    return int((value * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))  # type: ignore[operator]
+    amount = parse_decimal(value) if isinstance(value, str) else value
+    if amount is None:
+        raise AmountError(f"not an amount: {value!r}")
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def from_cents(cents: int) -> Decimal:

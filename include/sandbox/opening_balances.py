@@ -47,7 +47,9 @@ def conversion_journal(truth: dict[str, Any], company: str) -> dict[str, Any] | 
     dates = truth.get("business_dates") or [truth["business_date"]]
     day = dt.date.fromisoformat(dates[0]) - dt.timedelta(days=1)
     total = sum(opening.values())
-    lines = [{"account": "1200", "facility": f, "debit": format_cents(c), "credit": "0.00"} for f, c in opening.items()]
+    lines: list[dict[str, object]] = [
+        {"account": "1200", "facility": f, "debit": format_cents(c), "credit": "0.00"} for f, c in opening.items()
+    ]
     lines.append({"account": CONVERSION_ACCOUNT["account"], "debit": "0.00", "credit": format_cents(total)})
     return {"external_id": f"OPENING-AR-{company}-{day:%Y%m%d}", "company": company, "journal_date": day.isoformat(),
             "source": "OPENING", "description": "AR conversion at go-live (sandbox)", "lines": lines}

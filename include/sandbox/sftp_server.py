@@ -22,20 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
-from paramiko import (
+from paramiko import SFTPAttributes, SFTPHandle, SFTPServer, SFTPServerInterface
+from paramiko.common import (
     AUTH_FAILED,
     AUTH_SUCCESSFUL,
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_SUCCEEDED,
+)
+from paramiko.sftp import (
     SFTP_FAILURE,
     SFTP_NO_SUCH_FILE,
     SFTP_OK,
     SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
-    SFTPAttributes,
-    SFTPHandle,
-    SFTPServer,
-    SFTPServerInterface,
 )
 
 from sandbox import HOST, SFTP_PASSWORD, SFTP_USER

@@ -1,7 +1,7 @@
 """A parsed HL7 v2 message: segments split into fields, everything below that on demand.
 
 Why hand-written rather than hl7apy or python-hl7: measured with ``python -m
-carefabric.hl7.bench`` on the project machine, hl7apy 1.3.5 takes 7 to 12 ms to parse a
+carefabric_bench.hl7_reader`` on the project machine, hl7apy 1.3.5 takes 7 to 12 ms to parse a
 seven-segment DFT^P03 (it builds and validates an object per field, component and
 sub-component against the version's structure definitions; the lead measured 34 ms on other
 messages) and python-hl7 0.27 ms (it splits every field down to sub-components up front),

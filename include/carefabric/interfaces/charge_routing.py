@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from carefabric.clients.billing import BillingClient
 from carefabric.money import format_cents
 from carefabric.store import exceptions_repo
+from carefabric.store.bulk import table_of
 from carefabric.store.db import session_scope
 from carefabric.store.models import Charge as ChargeRow
 from carefabric.store.types import utcnow
@@ -66,9 +67,10 @@ def route_charges(engine: Engine, billing: BillingClient, *, line_keys: list[str
             conflicts.append(payload["line_key"])
     with session_scope(engine) as session:
         if updates:
+            charges = table_of(ChargeRow)
             session.connection().execute(
-                update(ChargeRow.__table__)
-                .where(ChargeRow.__table__.c.line_key == bindparam("b_key"))
+                update(charges)
+                .where(charges.c.line_key == bindparam("b_key"))
                 .values(status="routed", billing_charge_id=bindparam("b_id"), updated_at=utcnow()),
                 updates,
             )

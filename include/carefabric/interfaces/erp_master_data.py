@@ -103,10 +103,13 @@ def drift(engine: Engine) -> list[dict[str, str]]:
                 findings.append({"kind": "inactive_cost_center", "key": f"{dept.facility}/{dept.department}", "value": dept.cost_center})
         costs = dict(session.execute(select(ErpItem.item, ErpItem.unit_cost_cents)).all())
         for cdm in session.scalars(select(CwCdm).where(CwCdm.erp_item.is_not(None))):
-            if cdm.erp_item not in costs:
-                findings.append({"kind": "unknown_item", "key": cdm.cdm_code, "value": cdm.erp_item})
-            elif costs[cdm.erp_item] is None:
-                findings.append({"kind": "item_without_cost", "key": cdm.cdm_code, "value": cdm.erp_item})
+            item = cdm.erp_item
+            if item is None:  # the query leaves these out; the check narrows the column's type
+                continue
+            if item not in costs:
+                findings.append({"kind": "unknown_item", "key": cdm.cdm_code, "value": item})
+            elif costs[item] is None:
+                findings.append({"kind": "item_without_cost", "key": cdm.cdm_code, "value": item})
     return findings
 
 

@@ -72,6 +72,7 @@ from carefabric.posting.payloads import (
     journal_lines,
     journal_payload,
 )
+from carefabric.posting.policy import Mode, check_mode
 from carefabric.store import outbox
 from carefabric.store.db import session_scope
 from carefabric.store.models import Charge as ChargeRow
@@ -204,7 +205,7 @@ def _by_company(items: list[tuple[str, Any]], company: Callable[[Any], str]) -> 
     return dict(sorted(grouped.items()))
 
 
-def charge_documents(session: Session, business_date: dt.date, *, mode: str) -> list[OutboxDocument]:
+def charge_documents(session: Session, business_date: dt.date, *, mode: Mode) -> list[OutboxDocument]:
     """CHARGES, SUPPLY and INVENTORY documents for the charge lines each source does not carry yet."""
     keyed = [(m.charge.line_key, m) for m in routed_charges(session, business_date)]
     docs: list[OutboxDocument] = []
@@ -228,7 +229,7 @@ def charge_documents(session: Session, business_date: dt.date, *, mode: str) -> 
     return docs
 
 
-def remittance_documents(session: Session, business_date: dt.date, *, mode: str) -> list[OutboxDocument]:
+def remittance_documents(session: Session, business_date: dt.date, *, mode: Mode) -> list[OutboxDocument]:
     """The REMIT journal and the cash receipts for remittances each source does not carry yet."""
     keyed = balanced_remittances(session, business_date)
     docs: list[OutboxDocument] = []
@@ -252,9 +253,13 @@ def remittance_documents(session: Session, business_date: dt.date, *, mode: str)
 
 def build_day(engine: Engine, business_date: dt.date, *, mode: str = "summary") -> list[str]:
     """Store every document the date still needs (one transaction, under the date's build lock)."""
+    posting_mode = check_mode(mode)
     with session_scope(engine) as session:
         outbox.lock(session, f"build:{business_date.isoformat()}")
-        docs = [*charge_documents(session, business_date, mode=mode), *remittance_documents(session, business_date, mode=mode)]
+        docs = [
+            *charge_documents(session, business_date, mode=posting_mode),
+            *remittance_documents(session, business_date, mode=posting_mode),
+        ]
         for doc in docs:
             outbox.store(session, doc)
         # after the REMIT journals: a suspense reversal goes out with the journal applying the cash

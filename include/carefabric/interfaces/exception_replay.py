@@ -29,7 +29,7 @@ from carefabric.interfaces.erp_posting import post_day
 from carefabric.mapping import Held, map_charge
 from carefabric.money import to_cents
 from carefabric.store import audit, exceptions_repo
-from carefabric.store.bulk import insert_ignore
+from carefabric.store.bulk import insert_ignore, table_of
 from carefabric.store.crosswalks import Crosswalks
 from carefabric.store.db import session_scope
 from carefabric.store.models import Charge, ErpPosting, ExceptionRecord, InboundFile, Remittance, SupplyUsage
@@ -94,7 +94,7 @@ def remap_charges(engine: Engine, exception_ids: list[int], *, actor: str) -> di
             exceptions_repo.mark_replayed(s, exc, actor=actor, note="mapped after crosswalk fix")
             mapped_keys.append(row.line_key)
         if updates:
-            table = Charge.__table__
+            table = table_of(Charge)
             s.connection().execute(
                 update(table).where(table.c.line_key == bindparam("b_key")).values(
                     status="mapped", company=bindparam("b_company"), cost_center=bindparam("b_cc"),

@@ -24,9 +24,10 @@ window); a unique payment key in the store would close it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from carefabric.canonical import Remittance
 from carefabric.interfaces.common import open_business_exception
@@ -56,8 +57,9 @@ class PaymentConflict:
     original_payment_date: str | None
 
 
-def _null_safe(column: object, value: object) -> object:
-    return column.is_(None) if value is None else column == value  # type: ignore[attr-defined]
+def _null_safe(column: QueryableAttribute[Any], value: object) -> ColumnElement[bool]:
+    """``column = value``, or ``IS NULL`` for None (SQL's ``= NULL`` matches nothing)."""
+    return column.is_(None) if value is None else column == value
 
 
 def find_conflict(session: Session, remit: Remittance, *, file_id: int, file_name: str) -> PaymentConflict | None:

@@ -66,18 +66,22 @@ def build_cash_receipts(remits: Iterable[MappedRemittance] | pd.DataFrame) -> li
         traces = [key[2] for key in ambiguous.index[:5]]
         raise ValueError(f"trace number(s) {traces} carry more than one payer or facility")
     receipts: list[CashReceipt] = []
-    for (company, business_date, trace), row in grouped.iterrows():
+    flat = grouped.reset_index()
+    columns = ("company", "business_date", "trace_number", "payer_id", "amount_cents", "facility")
+    for company, business_date, trace, payer_id, amount_cents, facility in zip(
+        *(flat[c].tolist() for c in columns), strict=True
+    ):
         receipt = CashReceipt(
             external_id="",
             company=str(company),
             receipt_date=business_date,
             trace_number=str(trace),
-            payer_id=str(row["payer_id"]),
-            amount_cents=int(row["amount_cents"]),
-            facility=str(row["facility"]),
+            payer_id=str(payer_id),
+            amount_cents=int(amount_cents),
+            facility=str(facility),
         )
         receipt.external_id = external_id(
-            "cash", policy.SOURCE_CASH, receipt.company, business_date, [receipt]
+            "cash", policy.SOURCE_CASH, receipt.company, receipt.receipt_date, [receipt]
         )
         receipts.append(receipt)
     return receipts

@@ -55,6 +55,7 @@ def build_inventory_movements(
         .sum()
     )
     grouped = grouped[grouped != 0]
+    flat = grouped.reset_index()
     return [
         InventoryMovementLine(
             location=str(location),
@@ -63,7 +64,9 @@ def build_inventory_movements(
             unit_cost=unit_cost,
             cost_center=str(cost_center),
         )
-        for (location, item, cost_center, unit_cost), micros in grouped.items()
+        for location, item, cost_center, unit_cost, micros in zip(
+            *(flat[c].tolist() for c in (*_KEYS, "quantity_micros")), strict=True
+        )
     ]
 
 

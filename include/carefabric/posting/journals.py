@@ -265,8 +265,9 @@ def _double_entry(events: dict[str, object], n: int) -> pd.DataFrame:
 
 
 def _none_if_empty(values: Iterable[object]) -> list[str | None]:
+    """A text column's cells, with pandas' missing values (None, "", NA, NaN) as None."""
     return [
-        None if (v is None or v == "" or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else v
+        None if (v is None or v == "" or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else str(v)
         for v in values
     ]
 

@@ -50,7 +50,7 @@ COMPONENT_DENIAL = "denial"  # non-PR CAS, claim denied
 COMPONENT_PLB = "plb"  # PLB: Cr 1010 (trace) / Dr 7100 or 1200 (plb)
 
 Mode = Literal["summary", "detail"]
-MODES: frozenset[str] = frozenset({"summary", "detail"})
+_MODES: dict[str, Mode] = {"summary": "summary", "detail": "detail"}
 
 
 def adjustment_component(group: str, claim_status: str) -> str:
@@ -78,7 +78,11 @@ def plb_debit_account(reason: str) -> str:
     return INTEREST_INCOME if reason == INTEREST_REASON else AR_INSURANCE
 
 
-def check_mode(mode: str) -> None:
-    """Reject an unknown posting mode early: a typo must not silently post detail as summary."""
-    if mode not in MODES:
+def check_mode(mode: str) -> Mode:
+    """Reject an unknown posting mode early: a typo must not silently post detail as summary.
+
+    Returns the mode as a ``Mode``: settings arrive as text (an Airflow Variable, a CLI flag)."""
+    known = _MODES.get(mode)
+    if known is None:
         raise ValueError(f"posting mode must be 'summary' or 'detail', not {mode!r}")
+    return known

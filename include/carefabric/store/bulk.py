@@ -31,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import CallableColumnDefault, ColumnDefault, ScalarElementColumnDefault
 
 BATCH_SIZE = 5000
 
@@ -39,9 +40,14 @@ class UnsupportedDialect(ValueError):
     """The store runs on SQLite or PostgreSQL; bulk writes know no other dialect."""
 
 
-def _table(table: Any) -> Table:
-    """Accept a Core ``Table`` or an ORM model class."""
-    return table if isinstance(table, Table) else table.__table__
+def table_of(table: Any) -> Table:
+    """The Core ``Table`` of a Core ``Table`` or an ORM model class (for executemany UPDATEs).
+
+    The ORM types ``__table__`` as any ``FromClause``; every model here maps one ``Table``."""
+    found = table if isinstance(table, Table) else table.__table__
+    if not isinstance(found, Table):
+        raise TypeError(f"{table!r} is not mapped to a single table")
+    return found
 
 
 def _insert_for(bind: Session | Connection, table: Table) -> Any:
@@ -111,14 +117,18 @@ def _plan(conn: Connection, tbl: Table, named: Iterable[str]) -> tuple[list[str]
         default = col.default
         if default is None:
             continue
-        if getattr(default, "is_scalar", False):
+        if isinstance(default, ScalarElementColumnDefault):
             fills.append(default.arg)
-        elif getattr(default, "is_callable", False):
-            fills.append(default.arg(None))  # once per call: e.g. created_at = now for the batch
+        elif isinstance(default, CallableColumnDefault):
+            # once per call: e.g. created_at = now for the batch. SQLAlchemy wraps a zero-argument
+            # default to take the execution context, which it ignores; there is none on this path.
+            fills.append(default.arg(None))  # type: ignore[arg-type]
         else:
             return None
         columns.append(col.key)
-    processors = [tbl.columns[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    processors: list[Callable[[Any], Any] | None] = [
+        tbl.columns[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns
+    ]
     return columns, fills, processors
 
 
@@ -207,7 +217,7 @@ def _pg_insert_ignore(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any
     columns, fills, processors = plan
     raw = conn.connection.driver_connection
     driver = conn.dialect.driver
-    if driver not in ("psycopg2", "psycopg"):
+    if raw is None or driver not in ("psycopg2", "psycopg"):
         return None
     prep = conn.dialect.identifier_preparer
     target = prep.format_table(tbl)
@@ -242,7 +252,10 @@ def _sqlite_insert_ignore(conn: Connection, tbl: Table, rows: Sequence[dict[str,
     keys = ", ".join(prep.quote(tbl.columns[c].name) for c in key_columns)
     marks = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {prep.format_table(tbl)} ({cols}) VALUES ({marks}) ON CONFLICT ({keys}) DO NOTHING"
-    cur = conn.connection.driver_connection.cursor()
+    raw = conn.connection.driver_connection
+    if raw is None:
+        return None
+    cur = raw.cursor()
     try:
         cur.executemany(sql, _values(rows, columns, fills, processors))
         return cur.rowcount
@@ -280,7 +293,7 @@ def insert_ignore(
     ``key_columns`` must be a unique constraint (or the primary key) of ``table``. Duplicates
     inside ``rows`` count once. Runs in the caller's transaction.
     """
-    tbl = _table(table)
+    tbl = table_of(table)
     pk = list(tbl.primary_key.columns)
     total = 0
     for group in _prepare(rows, key_columns):
@@ -305,7 +318,7 @@ def upsert(
     ``update_columns`` defaults to every column the row names except the key. Columns with an
     ``onupdate`` (``updated_at``, ``synced_at``) are refreshed too.
     """
-    tbl = _table(table)
+    tbl = table_of(table)
     pk = list(tbl.primary_key.columns)
     keys = set(key_columns)
     total = 0
@@ -315,8 +328,13 @@ def upsert(
         ins = _insert_for(bind, tbl)
         set_ = {c: ins.excluded[c] for c in columns if c in named}
         for col in tbl.columns:
-            if col.onupdate is not None and col.name not in set_ and col.name not in keys:
-                set_[col.name] = col.onupdate.arg(None) if callable(col.onupdate.arg) else col.onupdate.arg
+            if isinstance(col.onupdate, ColumnDefault) and col.name not in set_ and col.name not in keys:
+                # a Python callable runs once for the batch; a scalar or SQL expression goes as is
+                onupdate = col.onupdate
+                if isinstance(onupdate, CallableColumnDefault):
+                    set_[col.name] = onupdate.arg(None)  # type: ignore[arg-type]  # no context here, as in _plan
+                else:
+                    set_[col.name] = onupdate.arg
         if set_:
             stmt = ins.on_conflict_do_update(index_elements=list(key_columns), set_=set_)
         else:

@@ -94,10 +94,13 @@ def _price_cents(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     """
     price = _clean(raw.get("price"))
     cents = _clean(raw.get("price_cents"))
-    if price is None and cents is None:
-        return raw
     try:
-        value = int(cents) if cents is not None else int((Decimal(price) * 100).to_integral_value(ROUND_HALF_UP))
+        if cents is not None:
+            value = int(cents)
+        elif price is not None:
+            value = int((Decimal(price) * 100).to_integral_value(ROUND_HALF_UP))
+        else:
+            return raw
     except (InvalidOperation, ValueError):
         raise CrosswalkError("cdm price is not a number of dollars (price) or cents (price_cents)") from None
     if value < 0:
@@ -124,9 +127,10 @@ def apply_rows(
     for number, raw in enumerate(rows, start=1):
         if name == "cdm":
             raw = _price_cents(raw)
-        values = {c: _clean(raw.get(c)) for c in (*spec.key, *spec.values)}
-        if values.get("price_cents") is not None:
-            values["price_cents"] = int(values["price_cents"])
+        values: dict[str, str | int | None] = {c: _clean(raw.get(c)) for c in (*spec.key, *spec.values)}
+        price_cents = values.get("price_cents")
+        if price_cents is not None:
+            values["price_cents"] = int(price_cents)
         missing = [c for c in (*spec.key, *spec.required) if not values[c]]
         key = tuple(values[c] for c in spec.key)
         row = current.get(key)

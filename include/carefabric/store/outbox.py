@@ -20,11 +20,11 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Update, delete, func, or_, select, update
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from carefabric.store import exceptions_repo
@@ -172,7 +172,7 @@ def store(session: Session, doc: OutboxDocument) -> int:
         insert_ignore(
             session, PostingContribution,
             [{"posting_id": posting_id, "record_type": rt, "record_key": rk, "account": acc, "amount_cents": int(amt)}
-             for (rt, rk, acc), amt in grouped.items()],
+             for (rt, rk, acc), amt in zip(grouped.index.tolist(), grouped.tolist(), strict=True)],
             ["posting_id", "record_type", "record_key", "account"],
         )
     return posting_id
@@ -212,12 +212,19 @@ def in_flight_elsewhere(engine: Engine, business_date: dt.date) -> list[tuple[in
     return [(r.id, r.lease_until) for r in rows]
 
 
+def _rows_updated(session: Session, statement: Update) -> int:
+    """Rows an UPDATE matched: the compare-and-set's answer. ``Session.execute`` is typed as a
+    plain ``Result``; for DML it is a ``CursorResult``, the one that carries ``rowcount``."""
+    return cast("CursorResult[Any]", session.execute(statement)).rowcount
+
+
 def claim(engine: Engine, posting_id: int, lease_seconds: float) -> Claimed | None:
     """Take the document for this sender (compare-and-set); None when another sender holds it."""
     token = uuid.uuid4().hex
     now = utcnow()
     with session_scope(engine) as s:
-        taken = s.execute(
+        taken = _rows_updated(
+            s,
             update(ErpPosting)
             .where(
                 ErpPosting.id == posting_id,
@@ -228,8 +235,8 @@ def claim(engine: Engine, posting_id: int, lease_seconds: float) -> Claimed | No
             )
             .values(status="sending", claim_token=token, lease_until=now + dt.timedelta(seconds=lease_seconds),
                     attempts=ErpPosting.attempts + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
         if taken != 1:
             return None
         row = s.get(ErpPosting, posting_id)
@@ -240,12 +247,13 @@ def claim(engine: Engine, posting_id: int, lease_seconds: float) -> Claimed | No
 def _finish(engine: Engine, claimed: Claimed, **values: Any) -> bool:
     """Record an outcome if this sender still holds the claim (else a later sender settles it)."""
     with session_scope(engine) as s:
-        done = s.execute(
+        done = _rows_updated(
+            s,
             update(ErpPosting)
             .where(ErpPosting.id == claimed.id, ErpPosting.claim_token == claimed.token)
             .values(claim_token=None, lease_until=None, updated_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
         return done == 1
 
 

@@ -6,7 +6,9 @@
 * :func:`validate_file` (``validate``): pyx12 TR3 syntax validation, the acceptance decision and
   a 999 acknowledgement (pyx12 is imported only when validating).
 * :func:`file_summary` (``summary``): the JSON-able view behind ``carefabric 835 FILE``.
-* ``synth`` / ``bench``: synthetic balanced 835s and the reader-versus-pyx12 speed measure.
+
+Synthetic 835s for load tests live in ``sandbox.synth_835`` and the reader-versus-pyx12 measure in
+``carefabric_bench.x12_reader``: test data and measures are not product code.
 """
 
 from __future__ import annotations

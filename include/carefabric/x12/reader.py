@@ -2,7 +2,7 @@
 
 Why a hand-written reader and not pyx12: pyx12 walks every segment through its TR3 map tree
 and keeps an error tree for the whole file; ``X12ContextReader`` reads roughly 200 (real files,
-with error handling) to 1,000 (``python -m carefabric.x12.bench``) claims per second, so a 50 MB
+with error handling) to 1,000 (``python -m carefabric_bench.x12_reader``) claims per second, so a 50 MB
 Medicare file takes minutes to the better part of an hour. The money only needs positional reads of a dozen segment types, which a flat state
 machine does two orders of magnitude faster in bounded memory. pyx12 stays where it is good:
 full TR3 syntax validation and the 999 (``carefabric.x12.validate``), run on normal-sized files.

@@ -366,11 +366,11 @@ def validate_file(
     # Streamed: one transaction in memory at a time, only its findings and verdict are kept.
     try:
         for item in iter_transactions(path, file_findings=file_notes):
-            verdict = _verdict_for(item, findings)
-            if verdict is None:
+            identity = _verdict_for(item, findings)
+            if identity is None:
                 envelope_ok = False
                 continue
-            control, gs06, gs08 = verdict
+            control, gs06, gs08 = identity
             record = TransactionVerdict(control=control, ack_code="A")
             verdicts.append(record)
             group = groups.setdefault(gs06, (gs08, []))

@@ -1,6 +1,6 @@
 """Local throughput measure of the reader against hl7apy (not a test: timings vary by machine).
 
-``python -m carefabric.hl7.bench [--messages 50000] [--hl7apy 300]`` writes a temporary file of
+``python -m carefabric_bench.hl7_reader [--messages 50000] [--hl7apy 300]`` writes a temporary file of
 DFT^P03 messages (six segments, three FT1 lines, escapes in the name), then reports messages per
 second for ``iter_messages`` alone, for ``iter_messages + parse + to_canonical``, and for hl7apy's
 ``parse_message(find_groups=False)`` on a few hundred of the same messages.
