@@ -29,6 +29,7 @@ Money that did not post, exceptions, quality results and missing feeds come from
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -94,7 +95,7 @@ def refresh_billing_charges(engine: Engine, billing: BillingClient, day: dt.date
     return sum(sync_accepted_charges(engine, billing, day - dt.timedelta(days=back)) for back in range(window_days + 1))
 
 
-def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
     if "amount_cents" in frame.columns:
         frame["amount_cents"] = frame["amount_cents"].astype("int64")
@@ -266,28 +267,27 @@ def _store_run(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[s
                                 check_set=",".join(dict.fromkeys(items["check"].astype(str))) if len(items) else "")
         s.add(run)
         s.flush()
-        rows = []
-        for item in items.to_dict("records"):
-            def cents(side: str, item: dict[str, Any] = item) -> int | None:
-                value = item.get(f"{side}_cents")
-                return None if value is None or pd.isna(value) else int(value)
-
-            detail = {k: (None if pd.isna(v) else v) for k, v in item.items() if k.endswith("_count")}
-            if cents("receipt") is not None:
-                detail["receipt_cents"] = cents("receipt")
-            rows.append(
-                ReconciliationItem(
-                    run_id=run.id, check_name=item["check"], item_key=str(item["key"])[:255], status=item["status"],
-                    **{f"{side}_cents": cents(side) for side in SIDE_COLUMNS},
-                    variance_cents=int(item["variance_cents"] or 0), reason=str(item.get("reason") or "")[:255],
-                    detail={k: int(v) if v is not None else None for k, v in detail.items()},
-                )
-            )
-        s.add_all(rows)
+        s.add_all([_item_row(run.id, {str(k): v for k, v in item.items()}) for item in items.to_dict("records")])
         run.status = "completed"
         run.finished_at = utcnow()
         run.control_totals = totals
         return run.id
+
+
+def _item_row(run_id: int, item: dict[str, Any]) -> ReconciliationItem:
+    """One item as its store row: a side's cents or NULL, the counts (and an ERP receipt's cents) as detail."""
+    def cents(side: str) -> int | None:
+        value = item.get(f"{side}_cents")
+        return None if value is None or pd.isna(value) else int(value)
+
+    detail: dict[str, int | None] = {k: (None if pd.isna(v) else int(v)) for k, v in item.items() if k.endswith("_count")}
+    if cents("receipt") is not None:
+        detail["receipt_cents"] = cents("receipt")
+    return ReconciliationItem(
+        run_id=run_id, check_name=item["check"], item_key=str(item["key"])[:255], status=item["status"],
+        **{f"{side}_cents": cents(side) for side in SIDE_COLUMNS},
+        variance_cents=int(item["variance_cents"] or 0), reason=str(item.get("reason") or "")[:255], detail=detail,
+    )
 
 
 def build_report(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict[str, Any]) -> Any:

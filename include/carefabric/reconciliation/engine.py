@@ -158,8 +158,8 @@ def compare(
 
     # in the period, in its window, or out of scope
     if period is not None and "business_date" not in keys:
-        start = np.datetime64(pd.Timestamp(period[0]).normalize().to_datetime64(), "ns")
-        end = np.datetime64(pd.Timestamp(period[1]).normalize().to_datetime64(), "ns")
+        start = pd.Timestamp(period[0]).normalize().to_datetime64().astype("datetime64[ns]")
+        end = pd.Timestamp(period[1]).normalize().to_datetime64().astype("datetime64[ns]")
         window = np.timedelta64(window_days, "D")
         dates = long["_date"].to_numpy()
         undated = np.isnat(dates)

@@ -133,7 +133,7 @@ def gl_cash_frame(contributions: pd.DataFrame) -> pd.DataFrame:
 
 def receipts_frame(receipts: Iterable[CashReceipt | Mapping[str, Any]]) -> pd.DataFrame:
     """ERP cash receipts (``CashReceipt`` or ``GET /cash-receipts`` items) per receipt."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for r in receipts:
         if isinstance(r, CashReceipt):
             rows.append((r.trace_number, r.amount_cents, r.receipt_date, r.external_id))

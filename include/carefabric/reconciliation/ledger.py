@@ -151,9 +151,9 @@ def erp_documents(journals: Iterable[Mapping[str, Any]], movements: Iterable[Map
 def reconcile_integrity(ours: pd.DataFrame, erp: pd.DataFrame) -> pd.DataFrame:
     """Per document: carefabric's posted documents vs the ERP's documents of the same dates."""
     items: list[dict[str, Any]] = []
-    theirs = {ext: group for ext, group in erp.groupby("external_id", sort=False)}
+    theirs: dict[str, pd.DataFrame] = {str(ext): group for ext, group in erp.groupby("external_id", sort=False)}
     for row in ours.itertuples(index=False):
-        found = theirs.pop(row.external_id, None)
+        found = theirs.pop(str(row.external_id), None)
         base = {"check": "integrity", "business_date": row.business_date, "carefabric_cents": row.total_cents}
         if found is None:
             items.append({**base, "key": f"{row.kind}|{row.external_id}", "status": "missing_in_gl", "gl_cents": None,
@@ -161,28 +161,29 @@ def reconcile_integrity(ours: pd.DataFrame, erp: pd.DataFrame) -> pd.DataFrame:
                           "reason": f"{row.source} {row.external_id} (ERP {row.document_id}) is no longer in the ERP: "
                                     "deleted or reversed after carefabric posted it"})
             continue
-        first = found.iloc[0]
-        key = f"{row.kind}|{row.external_id}|{first.document_id}"
+        first_id, first_fingerprint = str(found["document_id"].to_numpy()[0]), str(found["fingerprint"].to_numpy()[0])
+        first_total = int(found["total_cents"].to_numpy()[0])
+        key = f"{row.kind}|{row.external_id}|{first_id}"
         if len(found) > 1:
             items.append({**base, "key": key, "status": "duplicate", "gl_cents": int(found["total_cents"].sum()),
                           "variance_cents": int(found["total_cents"].iloc[1:].sum()),
                           "reason": f"the ERP holds {row.source} {row.external_id} {len(found)} times: "
                                     f"{', '.join(found['document_id'])}"})
-        elif first.fingerprint != row.fingerprint:
-            items.append({**base, "key": key, "status": "changed_in_erp", "gl_cents": int(first.total_cents),
-                          "variance_cents": abs(int(first.total_cents) - int(row.total_cents)) or 1,
-                          "reason": f"ERP {first.document_id} ({row.source} {row.external_id}) was changed in the ERP "
+        elif first_fingerprint != row.fingerprint:
+            items.append({**base, "key": key, "status": "changed_in_erp", "gl_cents": first_total,
+                          "variance_cents": abs(first_total - int(str(row.total_cents))) or 1,
+                          "reason": f"ERP {first_id} ({row.source} {row.external_id}) was changed in the ERP "
                                     "after carefabric posted it: its lines differ from what was sent"})
         else:
-            items.append({**base, "key": key, "status": "matched", "gl_cents": int(first.total_cents),
+            items.append({**base, "key": key, "status": "matched", "gl_cents": first_total,
                           "variance_cents": 0, "reason": "the ERP holds the document as posted"})
     for ext, group in theirs.items():
-        for doc in group.itertuples(index=False):
-            items.append({"check": "integrity", "business_date": doc.business_date, "carefabric_cents": None,
-                          "key": f"{doc.kind}|{ext or '-'}|{doc.document_id}", "status": "added_in_erp",
-                          "gl_cents": int(doc.total_cents), "variance_cents": int(doc.total_cents),
-                          "reason": f"ERP {doc.document_id} ({doc.source or doc.kind}) for this date was not posted "
-                                    "by carefabric: a manual entry in the ERP"})
+        for doc in group.to_dict("records"):
+            items.append({"check": "integrity", "business_date": doc["business_date"], "carefabric_cents": None,
+                          "key": f"{doc['kind']}|{ext or '-'}|{doc['document_id']}", "status": "added_in_erp",
+                          "gl_cents": int(doc["total_cents"]), "variance_cents": int(doc["total_cents"]),
+                          "reason": f"ERP {doc['document_id']} ({doc['source'] or doc['kind']}) for this date was not "
+                                    "posted by carefabric: a manual entry in the ERP"})
     columns = ["check", "key", "business_date", "status", "carefabric_cents", "gl_cents", "variance_cents", "reason"]
     return pd.DataFrame(items, columns=columns)
 

@@ -81,13 +81,14 @@ def _with_codes(items: pd.DataFrame, expected: pd.DataFrame) -> pd.Series:
     by_code = by_code[by_code["amount_cents"] != 0]
     text: dict[tuple[str, str, str], str] = {}
     for (date, facility, account), group in by_code.groupby(KEYS, sort=False):
-        text[(str(date), facility, account)] = ", ".join(
+        text[(str(date), str(facility), str(account))] = ", ".join(
             f"{code} {_cents(abs(int(c)))}" for code, c in zip(group["code"], group["amount_cents"], strict=True))
     reasons = items["reason"].copy()
-    for pos in np.flatnonzero(items["status"].to_numpy() != "matched"):
+    for pos in np.flatnonzero(items["status"].to_numpy() != "matched").tolist():
         row = items.iloc[pos]
         codes = text.get((str(row["business_date"]), str(row["facility"]), str(row["account"])))
-        reasons.iloc[pos] = f"{reasons.iloc[pos]}; 835 by code: {codes}" if codes else reasons.iloc[pos]
+        if codes:
+            reasons.iloc[pos] = f"{reasons.iloc[pos]}; 835 by code: {codes}"
     return reasons
 
 

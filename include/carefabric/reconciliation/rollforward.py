@@ -60,7 +60,8 @@ def ar_activity(charge_lines: pd.DataFrame, remit_events: pd.DataFrame) -> pd.Da
     both = pd.concat([charges, remits], ignore_index=True)
     if both.empty:
         return pd.DataFrame(columns=["facility", "payer_id", "component", "amount_cents"])
-    return both.groupby(["facility", "payer_id", "component"], as_index=False, sort=True)["amount_cents"].sum()
+    summed: pd.DataFrame = both.groupby(["facility", "payer_id", "component"], sort=True)["amount_cents"].sum().reset_index()
+    return summed
 
 
 def _parts(rows: pd.DataFrame) -> dict[str, int]:

@@ -7,7 +7,7 @@ import smtplib
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from carefabric.report.finance_email import FinanceReport
@@ -50,7 +50,7 @@ def to_mime(report: FinanceReport, *, sender: str, recipients: str | Sequence[st
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies to a robot
     msg.set_content(report.text)
     msg.add_alternative(report.html, subtype="html")
-    html_part = msg.get_payload()[1]
+    html_part = cast(EmailMessage, msg.get_payload()[1])  # type: ignore[index]  # the alternative just added
     for cid, filename, data, mime in report.inline:
         maintype, subtype = mime.split("/", 1)
         html_part.add_related(

@@ -146,7 +146,7 @@ def _unmatched_records(frame: pandas.DataFrame, checks: list[str], sides: list[s
                 },
             }
         )
-    records.sort(key=lambda r: (rank.get(r["check"], len(rank)), r["status"], r["key"]))
+    records.sort(key=lambda r: (rank.get(str(r["check"]), len(rank)), r["status"], r["key"]))
     return records
 
 
@@ -160,13 +160,14 @@ def _controls(
         counted.setdefault(check, Counter())[status] += 1
     rows = []
     for check in checks:
-        entry = summary.get(check) if isinstance(summary.get(check), Mapping) else {}
+        found = summary.get(check)
+        entry: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         totals = {s: _cents(entry.get(f"{s}_cents")) for s in sides}
         present = [v for v in totals.values() if v is not None]
         variance = _cents(entry.get("variance_cents"))
         if variance is None:
             variance = max(present) - min(present) if present else 0
-        by_status = dict(entry.get("items_by_status") or counted.get(check, {}))
+        by_status: dict[str, Any] = dict(entry.get("items_by_status") or counted.get(check) or {})
         ordered = [(s, int(by_status[s])) for s in status_order(set(by_status))]
         unmatched = sum(n for s, n in ordered if s != "matched")
         rows.append(
