@@ -781,3 +781,24 @@ def test_close_truth_follows_from_the_scenario(tmp_path: Path) -> None:
         following = [r for r in rows if r["facility"] == row["facility"] and r["business_date"] > row["business_date"]]
         if following:
             assert following[0]["opening"] == row["closing"]
+
+
+def test_the_judge_wants_the_expected_items_no_more_no_fewer() -> None:
+    from sandbox.judge import compare_items
+
+    expected = [
+        {"check": "bank", "status": "amount_mismatch", "key": "EFT1", "match": "exact"},
+        {"check": "integrity", "status": "changed_in_erp", "key": "journal|CF-REMIT-CF01-20250315-", "match": "prefix"},
+    ]
+    stored = [
+        {"check": "bank", "status": "amount_mismatch", "key": "EFT1"},
+        {"check": "integrity", "status": "changed_in_erp", "key": "journal|CF-REMIT-CF01-20250315-0dce|JE-12"},
+        {"check": "cash", "status": "matched", "key": "EFT1"},
+    ]
+    assert compare_items(expected, stored) == []
+    extra = {"check": "ledger", "status": "amount_mismatch", "key": "2025-03-15|4900||F1|"}
+    assert compare_items(expected, [*stored, extra]) == ["reconciliation: unexpected item ledger amount_mismatch "
+                                                         "2025-03-15|4900||F1|"]
+    assert compare_items(expected, stored[1:])[0].startswith("reconciliation: expected item not reported bank")
+    # an exact key does not match by prefix, and one stored item answers one expected item only
+    assert len(compare_items([*expected, expected[0]], [{**stored[0], "key": "EFT10"}, *stored[1:]])) == 3
