@@ -215,6 +215,21 @@ class Api:
         errors = self.client.get("/importErrors").json() if missing else {}
         raise RuntimeError(f"DAGs not parsed after {timeout:.0f}s: {missing}; import errors: {errors}")
 
+    def dag_ids(self) -> list[str]:
+        r = self.client.get("/dags", params={"limit": 1000})
+        r.raise_for_status()
+        return [d["dag_id"] for d in r.json()["dags"]]
+
+    def wait_idle(self, dep: Deployment, timeout: float) -> list[dict[str, Any]]:
+        """Every run of every DAG, once none is queued or running (or ``timeout`` passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.all_runs()
+            if all(r["state"] in TERMINAL for r in runs) or time.monotonic() > deadline:
+                return runs
+            dep.check_alive()
+            time.sleep(2)
+
     def unpause(self, dag_id: str) -> None:
         r = self.client.patch(f"/dags/{dag_id}", params={"update_mask": "is_paused"}, json={"is_paused": False})
         r.raise_for_status()

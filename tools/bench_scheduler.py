@@ -78,9 +78,11 @@ class World:
         tag = f"{kind}_{os.getpid()}"
         self.store_url = stack.enter_context(scratch_pg(f"carefabric_sched_store_{tag}", keep))
         self.metadata_url = stack.enter_context(scratch_pg(f"carefabric_sched_airflow_{tag}", keep))
+        from sandbox import DEFAULT_PORTS
+
+        # every peer on a port the OS picks (ready.json says which): no clash with the demo or a test
         self.env = dict(os.environ, SANDBOX_DIR=str(self.sandbox_dir), CAREFABRIC_DATA_DIR=str(self.data),
-                        CAREFABRIC_DB_URL=self.store_url,
-                        **{f"SANDBOX_{p}_PORT": "0" for p in ("SFTP", "BILLING", "ERP", "SMTP")})
+                        CAREFABRIC_DB_URL=self.store_url, **{var: "0" for _, var in DEFAULT_PORTS.values()})
         self._sandbox("start")
         stack.callback(self._sandbox, "stop")
 
@@ -162,17 +164,18 @@ def run_on_scheduler(world: World, aenv: dict[str, str], order: list[str], *, ex
             startup_s = round(time.perf_counter() - t_start, 1)
             say(f"   components healthy, DAGs parsed in {startup_s:.0f}s ({', '.join(c.name for c in dep.components)})")
             pids = {c.name: c.proc.pid for c in dep.components}  # process group leaders, all stopped after
-            for dag_id in order:
+            every_dag = api.dag_ids()
+            for dag_id in every_dag:  # as in production: exception_replay too, which master data may trigger
                 api.unpause(dag_id)
             dags: dict[str, dict[str, Any]] = {}
             t_all = time.perf_counter()
             for dag_id in order:
                 dags[dag_id] = _trigger_and_wait(api, dep, dag_id, dag_timeout)
             total = round(time.perf_counter() - t_all, 1)
-            api.pause_all(order)
             mine = {(d, r["run_id"]) for d, r in dags.items()}
             others = [{"dag_id": r["dag_id"], "run_id": r["dag_run_id"], "state": r["state"], "run_type": r.get("run_type")}
-                      for r in api.all_runs() if (r["dag_id"], r["dag_run_id"]) not in mine]
+                      for r in api.wait_idle(dep, dag_timeout) if (r["dag_id"], r["dag_run_id"]) not in mine]
+            api.pause_all(every_dag)
             api.close()
     finally:
         if queue:
@@ -207,9 +210,12 @@ def _drop_queue(redis_db: int, queue: str) -> None:
 
     r = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
     try:
-        keys = [k for k in r.scan_iter(match=f"*{queue}*")]
+        keys = list(r.scan_iter(match=f"*{queue}*"))
         if keys:
             r.delete(*keys)
+        rest = list(r.scan_iter())
+        if rest and all(k.startswith(b"_kombu.binding") for k in rest):  # kombu's bookkeeping, no other user
+            r.delete(*rest)
     except redis.RedisError as exc:
         say(f"   (could not remove the Celery queue {queue}: {exc})")
     finally:
@@ -256,7 +262,7 @@ def run(args: argparse.Namespace, kinds: list[str]) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     scenario = root / "scenario"
     shutil.rmtree(scenario, ignore_errors=True)
-    counts = generate(scenario, args.encounters, env=dict(os.environ))
+    counts = generate(scenario, args.encounters, facilities=args.facilities, env=dict(os.environ))
     results = {kind: run_one(kind, root, scenario, counts, args) for kind in kinds}
     return {"encounters": args.encounters, "counts": counts, "results": results,
             "full_day": _is_full(results, counts), "load_avg": os.getloadavg()}
@@ -304,6 +310,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--executor", default="all", help=f"comma-separated: {','.join(EXECUTORS)}, or all")
     p.add_argument("--encounters", type=int, default=20_000, help="generated encounters (80000 ~ the full day)")
+    p.add_argument("--facilities", type=int, default=10, help="facilities of the generated day (default 10)")
     p.add_argument("--messages", type=int, default=None,
                    help="top the HL7 volume up to this many messages with replicated ADT (1000000 = the full day)")
     p.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
