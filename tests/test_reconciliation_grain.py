@@ -58,6 +58,14 @@ def test_revenue_keeps_a_wrong_account_in_the_right_cost_center_visible() -> Non
     assert int(items["variance_cents"].sum()) == 10000
 
 
+def test_a_charge_and_its_credit_on_one_key_are_no_item_as_the_summary_journal_has_no_line() -> None:
+    ehr = frame([(D, "4020", "CC2", "F1", 4800), (D, "4020", "CC2", "F1", -4800), (D, "4000", "CC1", "F1", 100)],
+                ["business_date", "account", "cost_center", "facility", "amount_cents"])
+    gl = frame([(D, "CHARGES", "4000", "CC1", "F1", -100)], ["business_date", "source", "account", "cost_center",
+                                                               "facility", "amount_cents"])
+    assert statuses(reconcile_revenue(ehr, gl)) == {f"{D}|4000|CC1|F1": "matched"}
+
+
 def remit_events(co_amount: int = 4500) -> pd.DataFrame:
     base = ("CF01", D, "F1", "PAYER-A", "TRN1")
     rows = [

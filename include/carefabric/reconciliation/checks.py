@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from carefabric.reconciliation.engine import STATUSES, Side, compare
+from carefabric.reconciliation.engine import STATUSES, Side, compare, net_per_key
 from carefabric.reconciliation.frames import (
     billing_charges_frame,
     billing_payments_frame,
@@ -160,14 +160,16 @@ def reconcile_revenue(
     GL: the ERP's lines of the date, every source (a manual revenue journal counts), net credit.
 
     A wrong account in the right cost center, or two errors offsetting within a cost center,
-    stay two items instead of netting to "matched".
+    stay two items instead of netting to "matched". A key whose lines cancel (a charge and its
+    credit) is no item: the ERP's summary journal has no line for it either.
     """
     keys = ["business_date", "account", "cost_center", "facility"]
     revenue = gl[is_revenue_account(gl["account"].astype(str), revenue_accounts)]
     gl_side = revenue.assign(amount_cents=-revenue["amount_cents"].astype("int64"))
     ehr_side = ehr.assign(**{k: ehr[k].fillna("").astype(str) for k in keys[1:]})
     gl_side = gl_side.assign(**{k: gl_side[k].fillna("").astype(str) for k in keys[1:]})
-    return compare("revenue", [(EHR_REVENUE, ehr_side), (GL_REVENUE, gl_side)], keys, tolerance_cents=tolerance_cents)
+    return compare("revenue", [(EHR_REVENUE, net_per_key(ehr_side, keys)), (GL_REVENUE, net_per_key(gl_side, keys))],
+                   keys, tolerance_cents=tolerance_cents)
 
 
 def reconcile_claims(

@@ -278,6 +278,19 @@ def compare(
     return items
 
 
+def net_per_key(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """One row per key with the net ``amount_cents``, keys that net to zero left out.
+
+    For checks at a ledger's grain: a summary journal leaves out a line whose debits and credits
+    cancel (a charge and its credit on the same account), so the other side must not show that
+    key as missing either.
+    """
+    keys = list(keys)
+    data = frame[[*keys, "amount_cents"]].assign(**{k: frame[k].fillna("") for k in keys if frame[k].dtype == object})
+    net = data.groupby(keys, sort=False, dropna=False)["amount_cents"].sum().reset_index()
+    return net[net["amount_cents"] != 0].reset_index(drop=True)
+
+
 def _item_key(items: pd.DataFrame, keys: list[str]) -> pd.Series:
     """The key columns joined with "|" (dates ISO): the store's ``item_key`` and the report's key."""
     parts = [items[k].astype(str).fillna("") for k in keys]
@@ -362,7 +375,7 @@ def _reasons(
                 outside = [
                     f"{labels[i]} {_cents(near_amt[pos, i])}" for i in range(len(labels)) if near_cnt[pos, i]
                 ]
-                text = f"dated outside the period within {window_days} days: {', '.join(outside)}; {amounts}"
+                text = f"dated outside the period within {window_days} days: {', '.join(outside)}; in the period: {amounts}"
         else:
             spread = int(in_amt[pos].max() - in_amt[pos].min())
             text = f"amounts differ by {_cents(spread)} (tolerance {_cents(tolerance_cents)}); {amounts}"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from carefabric.posting import policy
-from carefabric.reconciliation.engine import Side, _cents, compare
+from carefabric.reconciliation.engine import Side, _cents, compare, net_per_key
 
 REMIT_835 = Side("remit", "835", "missing_in_remit")
 GL_REMIT = Side("gl", "the ERP ledger (REMIT)", "missing_in_gl")
@@ -64,8 +64,8 @@ def reconcile_remittance(events: pd.DataFrame, gl_lines: pd.DataFrame) -> pd.Dat
     behind an account are worked out only for the facilities with an unmatched account, so a
     clean night of a million claims costs one comparison.
     """
-    expected = remit_lines_frame(events, with_codes=False)
-    gl = gl_lines[gl_lines["source"] == policy.SOURCE_REMIT]
+    expected = net_per_key(remit_lines_frame(events, with_codes=False), KEYS)
+    gl = net_per_key(gl_lines[gl_lines["source"] == policy.SOURCE_REMIT], KEYS)
     items = compare("remittance", [(REMIT_835, expected), (GL_REMIT, gl)], KEYS)
     open_items = items["status"].to_numpy() != "matched"
     if open_items.any():
