@@ -69,8 +69,9 @@ def _amount_out_of_range(df: pd.DataFrame) -> None:
     df.loc[6, "amount_cents"] = 10_000_001
 
 
-def _cdm_with_space(df: pd.DataFrame) -> None:
-    df.loc[0, "cdm_code"] = "CDM 1001"
+def _cdm_with_symbol(df: pd.DataFrame) -> None:
+    # code-shaped, so it is shown as a sample; "CDM 1001" (a space, like a name) is only counted
+    df.loc[0, "cdm_code"] = "CDM#1001"
 
 
 def _null_department(df: pd.DataFrame) -> None:
@@ -84,7 +85,7 @@ def _null_department(df: pd.DataFrame) -> None:
         (_duplicate_line_key, "expect_column_values_to_be_unique", "line_key", 2, "EPIC|F1|MSG000002|1"),
         (_bad_transaction_type, "expect_column_values_to_be_in_set", "transaction_type", 1, "XX"),
         (_amount_out_of_range, "expect_column_values_to_be_between", "amount_cents", 1, 10_000_001),
-        (_cdm_with_space, "expect_column_values_to_match_regex", "cdm_code", 1, "CDM 1001"),
+        (_cdm_with_symbol, "expect_column_values_to_match_regex", "cdm_code", 1, "CDM#1001"),
         (_null_department, "expect_column_values_to_not_be_null", "department", 1, None),
     ],
     ids=[

@@ -239,6 +239,15 @@ def _visit(pv1: list[str] | None, code: str, facility_msh: str, cid: str, first:
     return pv1, encounter_id, facility
 
 
+def _check_identifiers(cid: str, application: str, facility: str) -> None:
+    """MSH-10 and MSH-3/MSH-4 become line keys, sources and trace keys everywhere downstream: a
+    routed message whose ones are not identifiers (a shifted name, an SSN) is refused by field."""
+    for label, value in (("MSH-10 control id", cid), ("MSH-3 sending application", application),
+                         ("MSH-4 sending facility", facility)):
+        if value and not (value in CODES or is_code(value, 128)):
+            raise HL7ParseError(f"{label} is not an identifier (spaces, or the shape of PHI)")
+
+
 def to_canonical(msg: Message) -> CanonicalResult:
     """Map one parsed message to canonical records; ``HL7ParseError`` when it cannot be used."""
     d = msg.delims
@@ -265,6 +274,7 @@ def to_canonical(msg: Message) -> CanonicalResult:
         result.skipped_reason = f"message type {type_label(message_type)} is not routed by carefabric"
         return result
 
+    _check_identifiers(cid, _hd(msh[3], first, second), facility_msh)
     message_time = _ts(first(msh[7]), "MSH-7 message time", cid)
     mrn, name, birth = _patient(pid, d, first, warnings)
     token = phi.token(mrn, kind="mrn")

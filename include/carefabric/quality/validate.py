@@ -28,12 +28,14 @@ import contextlib
 import datetime as dt
 import math
 import re
+import string
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from carefabric import phi
 from carefabric.quality.expectations import ExpectationSpec, suite_for
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; pandas is imported lazily
@@ -214,6 +216,18 @@ def _exception_message(info: Any) -> str | None:
     return None
 
 
+_NEUTRAL = str.maketrans(string.punctuation, "-" * len(string.punctuation))
+
+
+def _code_shaped(value: Any) -> bool:
+    """A sample worth keeping: a shifted field can put a name in a code column, so a string is
+    kept only when it is code-shaped (keys joined with '|' are; spaces and PHI shapes are not)."""
+    if not isinstance(value, str):
+        return True
+    neutral = value.translate(_NEUTRAL)
+    return phi.code(neutral) == neutral
+
+
 def _outcome(result: Any, sample_size: int) -> ExpectationOutcome:
     config = result.expectation_config
     kwargs = {k: v for k, v in dict(config.kwargs).items() if k not in {"column", "batch_id"}}
@@ -224,7 +238,7 @@ def _outcome(result: Any, sample_size: int) -> ExpectationOutcome:
     if unexpected and not is_phi_column(column):
         # Nulls say nothing the count does not (and not_null samples are all null): skip them.
         values = (_json_value(v) for v in details.get("partial_unexpected_list") or [])
-        samples = [v for v in values if v is not None][:sample_size]
+        samples = [v for v in values if v is not None and _code_shaped(v)][:sample_size]
     return ExpectationOutcome(
         expectation_type=config.type,
         column=column,

@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from carefabric import phi
 from carefabric.canonical import Adjustment, ProviderAdjustment, RemitClaim, RemitServiceLine, Remittance
 from carefabric.x12.balance import check_claim, check_transaction
 from carefabric.x12.errors import X12Error
@@ -274,6 +275,11 @@ def _bpr(tx: TxState, e: list[str], position: int) -> None:
             tx.findings.append(f"BPR16 payment date {date_text!r} is not a valid CCYYMMDD date; left empty")
 
 
+def _identifier(value: str | None) -> str | None:
+    """A payer's reference kept only when shaped like one (a shifted field may hold a name or SSN)."""
+    return value if value and phi.code(value) == value else None
+
+
 def _clp(tx: TxState, e: list[str], position: int) -> None:
     tx.close_claim()
     if tx.plb:
@@ -281,6 +287,8 @@ def _clp(tx: TxState, e: list[str], position: int) -> None:
     if len(e) < 5 or not e[1] or not e[2] or not e[3] or not e[4]:
         missing = [f"CLP{i:02d}" for i in range(1, 5) if len(e) <= i or not e[i]]
         raise Bad(f"segment {position} CLP lacks {', '.join(missing)}")
+    if not (e[2].isdigit() and len(e[2]) <= 2):
+        raise Bad(f"segment {position} CLP02 claim status is not a status code")
     try:
         tx.claim = RemitClaim(
             patient_control_number=e[1],
@@ -288,7 +296,7 @@ def _clp(tx: TxState, e: list[str], position: int) -> None:
             charge=_amount(e[3], "CLP03"),
             paid=_amount(e[4], "CLP04"),
             patient_responsibility=_optional_amount(e, 5, "CLP05"),
-            payer_claim_control=get(e, 7),
+            payer_claim_control=_identifier(get(e, 7)),
         )
     except Bad as bad:
         raise Bad(f"claim {e[1]} {bad}") from None

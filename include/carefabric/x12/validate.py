@@ -31,6 +31,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,17 +141,38 @@ def run_pyx12(path: Path) -> tuple[bool | None, list[Finding]]:
     return bool(valid), list(_pyx12_findings(json.loads(text)))
 
 
+_QUOTED = re.compile(r"""("[^"]*"|'[^']*')""")
+_NAMES_FOLLOW = ("element ", "Element ", "Segment ", "segment ")  # a quoted name, not a value
+_IN_PARENS = re.compile(r"\(([^)]*)\)")
+_TRAILING_VALUE = re.compile(r"(invalid (?:character|date|time|value))\s*\(.*\)\s*$", re.IGNORECASE)
+_KEPT_IN_PARENS = re.compile(r"[A-Z][A-Z0-9]{1,2}\d{2}|\d{1,5}|max_len|min_len")
+
+
+def _redacted(text: str) -> str:
+    """pyx12's message without the element's value: pyx12 quotes it (``len("DOE JANE") = 8 > 2``,
+    ``(DOE JANE) is not a valid code``, ``Invalid Value "..."``) and a shifted field may hold a
+    name. Element names, element ids like ``(CLP02)`` and positions stay; values become ``<value>``."""
+    def quoted(match: re.Match[str]) -> str:
+        return match.group(0) if text[:match.start()].endswith(_NAMES_FOLLOW) else "<value>"
+
+    def parens(match: re.Match[str]) -> str:
+        return match.group(0) if _KEPT_IN_PARENS.fullmatch(match.group(1)) else "(<value>)"
+
+    text = _TRAILING_VALUE.sub(r"\1 (<value>)", text)  # the value may hold parentheses itself
+    return _IN_PARENS.sub(parens, _QUOTED.sub(quoted, text))
+
+
 def _pyx12_findings(doc: dict[str, Any]) -> Iterator[Finding]:
     for isa in doc.get("interchanges", []):
         for err in isa.get("errors", []):
-            yield Finding("ISA", str(err["err_cde"]), err["err_str"], touches_money=False)
+            yield Finding("ISA", str(err["err_cde"]), _redacted(err["err_str"]), touches_money=False)
         for gs in isa.get("groups", []):
             for err in gs.get("errors", []):
-                yield Finding("GS", str(err["err_cde"]), err["err_str"])
+                yield Finding("GS", str(err["err_cde"]), _redacted(err["err_str"]))
             for st in gs.get("transactions", []):
                 control = (st.get("trn_set_control_num") or "").strip() or None
                 for err in st.get("errors", []):
-                    yield Finding("SE", str(err["err_cde"]), err["err_str"], transaction_control=control)
+                    yield Finding("SE", str(err["err_cde"]), _redacted(err["err_str"]), transaction_control=control)
                 for seg in st.get("segments", []):
                     seg_id = seg.get("seg_id") or ""
                     common = {
@@ -161,14 +183,14 @@ def _pyx12_findings(doc: dict[str, Any]) -> Iterator[Finding]:
                     for err in seg.get("errors", []):
                         code = str(err["err_cde"])
                         money = seg_id in _MONEY_SEGMENTS and code == "3"  # a mandatory money segment missing
-                        yield Finding(seg_id, code, err["err_str"], touches_money=money, **common)
+                        yield Finding(seg_id, code, _redacted(err["err_str"]), touches_money=money, **common)
                     for ele in seg.get("elements", []):
                         pos = ele.get("ele_pos")
                         for err in ele.get("errors", []):
                             yield Finding(
                                 seg_id,
                                 str(err["err_cde"]),
-                                err["err_str"],
+                                _redacted(err["err_str"]),
                                 touches_money=(seg_id, pos) in _MONEY_ELEMENTS,
                                 element=pos,
                                 element_ref=ele.get("ele_ref_num"),
