@@ -424,8 +424,9 @@ def bench_recon_readback(work: Path, sizes: dict[str, int]) -> None:
         seconds = time.perf_counter() - t0
     DETAILS["recon_readback"] = {"claims": n, "events": len(events), "erp_lines": len(theirs["gl"]),
                                  "read_s": round(read_s, 2),
-                                 "by_check_status": {f"{c}:{s}": int(v) for (c, s), v in
-                                                     items.groupby(["check", "status"]).size().items()}}
+                                 "by_check_status": {f"{c}:{s}": int(v) for c, s, v in
+                                                     items.groupby(["check", "status"]).size().reset_index()
+                                                     .itertuples(index=False, name=None)}}
     row(f"close of {n / 1e6:g}M claims ({len(events) / 1e6:.1f}M 835 events) vs the ledger read back over HTTP",
         seconds, "s", target="< 60 s", met=seconds < 60,
         note=f"claims (835 vs billing per claim) + remittance (CLP04/CAS/PLB by code vs ERP REMIT lines); "
