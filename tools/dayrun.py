@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -89,6 +90,34 @@ class DayRun:
                 "--sftp-root", str(self.peers.sftp_root), "--landing-dir", str(self.data / "landing" / "ehr")]
         self.sandbox(*args, *(["--sftp-only"] if sftp_only else []))
 
+    def deliver(self, scenario: Path, date: str | None, *, ehr: bool = True) -> Path:
+        """Deliver one business date's files the way the senders would: its 835s and bank
+        statement to the SFTP server, its EHR extracts to the landing folder (later dates' files
+        arrive on their own date). ``None``: the peers' seeds only (master data, billing, the
+        go-live AR), no file; ``ehr=False``: the payers and the bank re-send, the EHR does not.
+        Returns the staged view of the scenario it installed from."""
+        view = scenario.parent / f"{scenario.name}_staged" / (date or "peers")
+        shutil.rmtree(view, ignore_errors=True)
+        for sub in ("ehr", "sftp", "bank"):
+            (view / sub).mkdir(parents=True)
+        for name in ("erp_master.json", "billing_seed.json", "ground_truth.json"):
+            shutil.copyfile(scenario / name, view / name)
+        tag = date.replace("-", "") if date else None
+        if tag:
+            for file in scenario.glob(f"sftp/*/*_{tag}_*.835"):
+                (view / "sftp" / file.parent.name).mkdir(exist_ok=True)
+                shutil.copyfile(file, view / "sftp" / file.parent.name / file.name)
+            for file in [*scenario.glob(f"bank/{tag}.bai"), *scenario.glob(f"ehr/*_{tag}.*")]:
+                shutil.copyfile(file, view / file.relative_to(scenario))
+        self.install(view, sftp_only=tag is not None)
+        if tag and ehr:
+            landing = self.data / "landing" / "ehr"
+            landing.mkdir(parents=True, exist_ok=True)
+            for file in sorted((view / "ehr").iterdir()):  # atomically: the sensor never sees half a file
+                shutil.copyfile(file, landing / f".{file.name}.part")
+                (landing / f".{file.name}.part").replace(landing / file.name)
+        return view
+
     def prepare_store(self, scenario: Path) -> dict[str, Any]:
         from carefabric.store.crosswalks import import_csv_dir
         from carefabric.store.db import get_engine, session_scope, upgrade
@@ -139,7 +168,7 @@ def run_days(day: DayRun, scenario: Path, dates: list[str]) -> dict[str, Any]:
     truth = json.loads((scenario / "ground_truth.json").read_text())
     started = time.monotonic()
     day.log("\n== load the scenario into the peers; migrate the store; import the governed crosswalks")
-    day.install(scenario)
+    day.deliver(scenario, None)
     day.log(f"   crosswalks: {day.prepare_store(scenario)}")
     day.log("\n== prepare Airflow (metadata DB, connections and variables from airflow_settings.yaml)")
     aenv = day.prepare_airflow()
@@ -152,6 +181,7 @@ def run_days(day: DayRun, scenario: Path, dates: list[str]) -> dict[str, Any]:
             if fault:
                 day.log(f"   armed: ERP {fault['method']} {fault['path_prefix']} -> {fault['status']} x{fault['count']}")
         suffix = "" if index == 0 else f" [{date}]"
+        day.deliver(scenario, date)
         day.log(f"\n== run the DAGs for {date}: {' -> '.join(ORDER)}")
         for dag_id in ORDER[:-1]:
             day.run(aenv, dag_id, {"business_date": date}, dag_id + suffix)
@@ -171,7 +201,7 @@ def _rerun_and_fix(day: DayRun, aenv: dict[str, str], scenario: Path,
     conf = {"business_date": day.business_date}
     first_pass = day.peer_counts()
     day.log("\n== the same day again (extracts re-read, 835s re-delivered): nothing new may post")
-    day.install(scenario, sftp_only=True)
+    day.deliver(scenario, day.business_date, ehr=False)
     day.run(aenv, "ehr_ingest", {**conf, "include_processed": True}, "ehr_ingest (rerun)")
     day.run(aenv, "payer_remittance", conf, "payer_remittance (rerun)")
     day.run(aenv, "erp_posting", conf, "erp_posting (rerun)")
