@@ -84,7 +84,7 @@ def airflow_api_server(home: Path, store_url: str, *, extra_env: dict[str, str] 
     others: list[subprocess.Popen[bytes]] = []
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded 2-core machine: the first start takes minutes
         while True:
             try:
                 if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:

@@ -69,7 +69,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             load_settings(env, overrides={"erp_api": {"host": "127.0.0.1", "port": erp_port},
                                           "billing_api": {"host": "127.0.0.1", "port": billing_port}})
             subprocess.run([str(AIRFLOW), "dags", "unpause", "exception_replay"], env=env, check=True,
-                           capture_output=True, timeout=120)
+                           capture_output=True, timeout=600)
 
         home = root / "airflow_home"
         home.mkdir()
