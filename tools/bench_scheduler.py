@@ -118,9 +118,10 @@ class World:
         extra["AIRFLOW__CORE__FERNET_KEY"] = fernet_key()
         if self.kind != "dagstest":
             extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.metadata_url
-        # `dags test` keeps the SQLite metadata DB of `make bench`'s day section (and of the demo):
-        # on PostgreSQL, Airflow 3.3.2's `dags test` fails the run of a DAG with a DeadlineAlert
-        # after its last task (DeadlineAlert.get_by_id is handed a dict: "can't adapt type 'dict'")
+        # `dags test` keeps the SQLite metadata DB of `make bench`'s day section, so its figure is
+        # that one. (Airflow 3.3.2's `dags test` marks a DAG with a DeadlineAlert failed after its
+        # last task succeeded, on either database: DagRun.update_state looks the DAG's alerts up by
+        # id, and the unserialized DAG of `dags test` holds their definitions, not their ids.)
         aenv = airflow_env(self.base / "airflow_home", extra)
         ensure_metadata_db(aenv)
         load_settings(aenv, sandbox_dir=self.sandbox_dir, overrides=self.peers.connection_overrides())
