@@ -29,13 +29,13 @@ import scenario
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "tools"))
 
-# A whole deployment and ~25 task processes: 13 minutes on the shared 2-core machine, more than the
+# A whole deployment and ~25 task processes: 6.5 to 13 minutes on the shared 2-core machine, more than the
 # suite's budget allows, so it runs on request (CAREFABRIC_SCHEDULER_CHAIN=1); the DAG objects'
 # schedules, extras and deadlines are checked on every run in test_data_aware_schedule.py.
 pytestmark = [
     pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1800),
     pytest.mark.skipif(os.environ.get("CAREFABRIC_SCHEDULER_CHAIN") != "1",
-                       reason="a real scheduler deployment (~13 min here): set CAREFABRIC_SCHEDULER_CHAIN=1"),
+                       reason="a real scheduler deployment (6-13 min here): set CAREFABRIC_SCHEDULER_CHAIN=1"),
 ]
 
 TODAY = dt.datetime.now(dt.UTC).date()  # scheduled producer runs work on their run date
