@@ -131,7 +131,8 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def _store(request: Request, exc: SQLAlchemyError) -> Response:
-        first = (str(exc.orig) if getattr(exc, "orig", None) else str(exc)).splitlines()[0][:200]
+        orig = getattr(exc, "orig", None)  # DBAPIError carries the driver's message
+        first = (str(orig) if orig else str(exc)).splitlines()[0][:200]
         return _error(request, 503, f"the integration store is not available: {first}")
 
 

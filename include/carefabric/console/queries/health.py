@@ -209,7 +209,7 @@ def _billing_sync(session: Session) -> dict[str, Any]:
 
 
 def _master_data(session: Session) -> dict[str, Any]:
-    tables = {
+    tables: dict[str, Any] = {  # every model here has synced_at (ERP master replicas)
         "companies": ErpCompany,
         "cost_centers": ErpCostCenter,
         "gl_accounts": ErpGlAccount,

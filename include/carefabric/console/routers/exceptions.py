@@ -86,7 +86,7 @@ def api_exception(user: Reader, s: StoreSession, exception_id: ExceptionId) -> d
 @router.post("/api/exceptions/{exception_id}/{action}", tags=["api"], response_model=ExceptionDetail)
 def api_act(user: Operator, s: StoreSession, exception_id: ExceptionId,
             action: Annotated[str, Path(pattern="^(discard|resolve)$")], body: NoteBody | None = None) -> dict:
-    return _act(s, action, exception_id, user, (body or NoteBody()).note)
+    return _act(s, action, exception_id, user, body.note if body else None)
 
 
 @router.post("/api/bulk/{action}", tags=["api"], response_model=BulkResult)
