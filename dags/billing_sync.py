@@ -44,7 +44,10 @@ def billing_sync() -> None:
             since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
             before = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         else:
-            since, before = context["data_interval_start"], context["data_interval_end"]
+            # A run without a data interval (triggered by hand or by an asset event) syncs its business day.
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+            since = start or dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+            before = end or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         return sync_window(engine(), billing_client(), since=since, before=before)
 
     @task(pool="billing_api")

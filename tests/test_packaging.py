@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("include/carefabric", "include/carefabric_airflow", "dags", "plugins")
 # Test data, measures and their reference libraries: none of them ships in the product.
 NOT_PRODUCT = {"sandbox", "carefabric_bench", "pytest", "hl7apy", "hl7"}
-# TEMPORARY re-exports at the old paths until tools/bench.py imports the new ones; then delete both.
-SHIMS = {"include/carefabric/x12/bench.py", "include/carefabric/x12/synth.py"}
+# Modules allowed to re-export non-product code from the product package (none since the bench move).
+SHIMS: set[str] = set()
 
 
 def _norm(name: str) -> str:

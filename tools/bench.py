@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import cProfile
 import datetime as dt
+import functools
 import io
 import json
 import os
@@ -232,9 +233,10 @@ def bench_parse(work: Path, sizes: dict[str, int]) -> None:
 
 
 def bench_x12(work: Path, sizes: dict[str, int]) -> None:
-    from carefabric.x12.bench import _ours, _pyx12
     from carefabric.x12.reader import iter_transactions
-    from carefabric.x12.synth import write_835
+    from carefabric_bench.x12_reader import claims_carefabric as _ours
+    from carefabric_bench.x12_reader import claims_pyx12 as _pyx12
+    from sandbox.synth_835 import write_835
 
     say("\n== 835 parse, canonicalize and balance vs pyx12 X12ContextReader (same file)")
     path = work / "bench.835"
@@ -613,7 +615,7 @@ def bench_ingest(work: Path, sizes: dict[str, int], keep: bool) -> None:
                 engine.dispose()
                 with scratch_pg(f"carefabric_bench_prof_{os.getpid()}") as purl:
                     pengine = prepare_store(purl, scenario)
-                    PROFILES["ingest_postgresql"] = profile_top(lambda e=pengine: ingest_all(e, files[:2]))
+                    PROFILES["ingest_postgresql"] = profile_top(functools.partial(ingest_all, pengine, files[:2]))
                     pengine.dispose()
             engine.dispose()
     # The DAG ingests files as mapped tasks: two workers take two files at once. Same files, a

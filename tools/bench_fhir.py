@@ -58,11 +58,12 @@ def section(work: Path, sizes: dict[str, int], row: Callable[..., Any], details:
 
     times = {}
     for name, fn in (("ours", ours), ("fhir.resources", models)):
-        best = None
+        best: float | None = None
         for _ in range(3):
             t0 = time.perf_counter()
             count = fn()
             best = min(best or 1e9, time.perf_counter() - t0)
+        assert best is not None
         times[name] = (best, count)
     (ours_s, ours_n), (ref_s, ref_n) = times["ours"], times["fhir.resources"]
     rate, ref_rate = len(lines) / ours_s, len(lines) / ref_s

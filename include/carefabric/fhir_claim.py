@@ -88,7 +88,8 @@ def read_eob(res: dict[str, Any], ctx: Any) -> dict[str, Any]:
                         f"#{i}")
         totals[category] = _cents(total.get("amount"), f"ExplanationOfBenefit.total[{i}].amount",
                                   ctx.config.currency) or 0
-    payment = res.get("payment") if isinstance(res.get("payment"), dict) else {}
+    payment_value = res.get("payment")
+    payment: dict[str, Any] = payment_value if isinstance(payment_value, dict) else {}
     return {
         "kind": "ExplanationOfBenefit",
         "eob_id": text(res.get("id"), "ExplanationOfBenefit.id"),

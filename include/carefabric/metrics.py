@@ -114,7 +114,7 @@ def outbound(s: Session) -> Iterator[Metric]:
                                  labels=["error_code"])
     for code, n in s.execute(select(ErpPosting.error_code, func.count()).where(ErpPosting.error_code.is_not(None))
                              .group_by(ErpPosting.error_code)):
-        errors.add_metric([code], n)
+        errors.add_metric([str(code)], n)
     return iter((out, attempts, errors))
 
 
@@ -131,7 +131,8 @@ def posting_latencies(s: Session, now: dt.datetime) -> list[tuple[str, float]]:
         .where(ErpPosting.posted_at.is_not(None), ErpPosting.posted_at >= since)
         .group_by(ErpPosting.id, ErpPosting.source, ErpPosting.posted_at)
     )
-    return [(source, max(0.0, (_aware(posted) - _aware(received)).total_seconds())) for source, posted, received in rows]
+    return [(source, max(0.0, (_aware(posted) - _aware(received)).total_seconds()))
+            for source, posted, received in rows if posted is not None and received is not None]
 
 
 def latency(s: Session, now: dt.datetime) -> Iterator[Metric]:
@@ -243,5 +244,5 @@ class StoreCollector:
 def render(engine_factory: Callable[[], Engine], **kwargs: Any) -> bytes:
     """The exposition text of one scrape (a fresh registry: nothing is cached between scrapes)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(engine_factory, **kwargs))  # type: ignore[arg-type]
+    registry.register(StoreCollector(engine_factory, **kwargs))
     return generate_latest(registry)

@@ -24,7 +24,9 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+# The names are exported by airflow.sdk at runtime but missing from its type stub (__init__.pyi) in 3.3.
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from carefabric_airflow.data_assets import CLOSE_DEADLINE, close_deadline_interval
 

@@ -71,6 +71,8 @@ def ensure_client_key(folder: Path) -> Path:
 def registered_jwks(private_key_path: Path) -> dict[str, Any]:
     """The JWKS the EHR holds for the client: the public half of the client key, kid = thumbprint."""
     key = serialization.load_pem_private_key(private_key_path.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{private_key_path.name}: the SMART client key must be RSA (RS384)")
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     return {"keys": [{**jwk, "kid": _thumbprint(jwk), "alg": "RS384", "use": "sig"}]}
 

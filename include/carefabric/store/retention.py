@@ -107,13 +107,15 @@ def _purge_versions(session: Session, interface: str | None, cutoff: dt.datetime
         .join(RawMessage, RawMessage.id == RawMessageVersion.message_id)
         .where(RawMessageVersion.purged_at.is_(None), RawMessageVersion.status != "held",
                _same(RawMessage.interface, interface), RawMessageVersion.received_at < cutoff)).all()
-    changes = []
+    changes: list[dict[str, Any]] = []
+    total_bytes = 0
     for row_id, payload in rows:
         sha, size = _digest(payload)
         changes.append({"id": row_id, "payload": "", "payload_sha256": sha, "payload_bytes": size, "purged_at": now})
+        total_bytes += size
     if changes:
         session.execute(update(RawMessageVersion), changes)
-    return len(changes), sum(c["payload_bytes"] for c in changes)
+    return len(changes), total_bytes
 
 
 def _purge_files(session: Session, interface: str | None, cutoff: dt.datetime, now: dt.datetime) -> tuple[int, int]:
