@@ -25,10 +25,21 @@ def install_args(sandbox_dir: Path) -> list[str]:
     return ["--fhir-bulk", "--fhir-url", fhir_url(sandbox_dir)]
 
 
+def deliver(view: Path, sandbox_dir: Path) -> list[Path]:
+    """The staged date's FHIR files into the EHR's FHIR server (as the EHR records them that day);
+    returns the files delivered, which therefore stay out of the landing folder."""
+    from sandbox.__main__ import load_fhir
+
+    files = sorted((view / "ehr").glob("fhir_*.ndjson"))
+    if files:
+        load_fhir(view, fhir_url(sandbox_dir))
+    return files
+
+
 def connection_overrides(sandbox_dir: Path) -> dict[str, dict[str, Any]]:
     """The ``ehr_fhir`` connection's host and port as the sandbox bound them (port 0 in tests)."""
     host, port = fhir_url(sandbox_dir).split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
     return {"ehr_fhir": {"host": host, "port": int(port)}}
 
 
-__all__ = ["DAG_ID", "connection_overrides", "fhir_url", "install_args"]
+__all__ = ["DAG_ID", "connection_overrides", "deliver", "fhir_url", "install_args"]

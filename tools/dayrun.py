@@ -22,11 +22,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bulk_pull  # noqa: E402
 from airflow_runtime import airflow_env, dag_run_confs, ensure_metadata_db, load_settings, run_dag  # noqa: E402
 from dayjudge import judge_close, judge_faults, store_summary  # noqa: E402
 
 PY = sys.executable
-ORDER = ["erp_master_data", "ehr_ingest", "payer_remittance", "billing_sync", "bank_statement", "erp_posting", "claims_reconciliation"]
+# ehr_ingest reads the landing folder (HL7 batches); ehr_bulk_export pulls the FHIR extract from the EHR.
+ORDER = ["erp_master_data", "ehr_ingest", "ehr_bulk_export", "payer_remittance", "billing_sync", "bank_statement",
+         "erp_posting", "claims_reconciliation"]
 
 
 @dataclass
@@ -111,9 +114,10 @@ class DayRun:
                 shutil.copyfile(file, view / file.relative_to(scenario))
         self.install(view, sftp_only=tag is not None)
         if tag and ehr:
+            pulled = bulk_pull.deliver(view, self.peers.sandbox_dir)  # FHIR: the EHR's server, pulled by $export
             landing = self.data / "landing" / "ehr"
             landing.mkdir(parents=True, exist_ok=True)
-            for file in sorted((view / "ehr").iterdir()):  # atomically: the sensor never sees half a file
+            for file in sorted(f for f in (view / "ehr").iterdir() if f not in pulled):  # atomically: the sensor never sees half a file
                 shutil.copyfile(file, landing / f".{file.name}.part")
                 (landing / f".{file.name}.part").replace(landing / file.name)
         return view
@@ -133,7 +137,8 @@ class DayRun:
         extra = {k: v for k, v in self.env.items() if k.startswith(("CAREFABRIC_", "SANDBOX_"))}
         aenv = airflow_env(self.data / "airflow_home", extra)
         ensure_metadata_db(aenv)
-        load_settings(aenv, sandbox_dir=self.peers.sandbox_dir, overrides=self.peers.connection_overrides())
+        overrides = {**self.peers.connection_overrides(), **bulk_pull.connection_overrides(self.peers.sandbox_dir)}
+        load_settings(aenv, sandbox_dir=self.peers.sandbox_dir, overrides=overrides)
         return aenv
 
     def arm_erp_fault(self, truth: dict[str, Any]) -> dict[str, Any] | None:
@@ -173,7 +178,8 @@ def run_days(day: DayRun, scenario: Path, dates: list[str]) -> dict[str, Any]:
     day.log("\n== prepare Airflow (metadata DB, connections and variables from airflow_settings.yaml)")
     aenv = day.prepare_airflow()
     checks: list[str] = []
-    first_pass = second_pass = {}
+    first_pass: dict[str, Any] = {}
+    second_pass: dict[str, Any] = {}
     for index, date in enumerate(dates):
         day.business_date = date
         if index == 0:
@@ -203,6 +209,7 @@ def _rerun_and_fix(day: DayRun, aenv: dict[str, str], scenario: Path,
     day.log("\n== the same day again (extracts re-read, 835s re-delivered): nothing new may post")
     day.deliver(scenario, day.business_date, ehr=False)
     day.run(aenv, "ehr_ingest", {**conf, "include_processed": True}, "ehr_ingest (rerun)")
+    day.run(aenv, "ehr_bulk_export", conf, "ehr_bulk_export (rerun)")
     day.run(aenv, "payer_remittance", conf, "payer_remittance (rerun)")
     day.run(aenv, "erp_posting", conf, "erp_posting (rerun)")
     second_pass = day.peer_counts()

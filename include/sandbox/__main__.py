@@ -358,11 +358,11 @@ def cmd_install(args: argparse.Namespace) -> int:
         landed += 1
     _say(f"ehr: {landed} file(s) into {landing}")
     if args.fhir_bulk:
-        _load_fhir(scenario, urls["ehr_fhir"])
+        load_fhir(scenario, urls["ehr_fhir"])
     return 0
 
 
-def _load_fhir(scenario: Path, fhir_url: str) -> None:
+def load_fhir(scenario: Path, fhir_url: str) -> None:
     """The day's FHIR resources into the EHR's FHIR server, for the Bulk Data pull to fetch.
 
     Each file's resources were last updated on its day (``fhir_YYYYMMDD``) at 18:00 UTC: the
