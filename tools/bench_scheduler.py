@@ -119,12 +119,14 @@ class World:
         if self.kind != "dagstest":
             extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.metadata_url
         # `dags test` keeps the SQLite metadata DB of `make bench`'s day section, so its figure is
-        # that one. (Airflow 3.3.2's `dags test` marks a DAG with a DeadlineAlert failed after its
-        # last task succeeded, on either database: DagRun.update_state looks the DAG's alerts up by
-        # id, and the unserialized DAG of `dags test` holds their definitions, not their ids.)
+        # that one (Deadline Alerts are left out there: see carefabric_airflow.deadlines).
+        import bulk_pull
+
         aenv = airflow_env(self.base / "airflow_home", extra)
         ensure_metadata_db(aenv)
-        load_settings(aenv, sandbox_dir=self.sandbox_dir, overrides=self.peers.connection_overrides())
+        # ehr_bulk_export (in dayrun's ORDER) asks the EHR FHIR server this sandbox started, on its free port.
+        overrides = {**self.peers.connection_overrides(), **bulk_pull.connection_overrides(self.sandbox_dir)}
+        load_settings(aenv, sandbox_dir=self.sandbox_dir, overrides=overrides)
         return aenv
 
     def verdict(self) -> list[str]:
