@@ -44,6 +44,7 @@ from carefabric.store.models.master import (
     ErpPeriod,
 )
 from carefabric.store.models.ops import AuditLog, QualityResult, Watermark
+from carefabric.store.models.peer import PEER_BUCKETS, PeerCallStat
 from carefabric.store.models.recon import (
     RECON_CHECKS,
     RECON_STATUSES,
@@ -73,6 +74,7 @@ __all__ = [
     "FILE_STATUSES",
     "MESSAGE_STATUSES",
     "NAMING_CONVENTION",
+    "PEER_BUCKETS",
     "LIVE_POSTING_STATUSES",
     "POSTING_KINDS",
     "POSTING_STATUSES",
@@ -107,6 +109,7 @@ __all__ = [
     "ExceptionRecord",
     "InboundFile",
     "PatientBalance",
+    "PeerCallStat",
     "OutboxLock",
     "PostingContribution",
     "PostingRecord",
