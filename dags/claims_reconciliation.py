@@ -88,6 +88,17 @@ def claims_reconciliation() -> None:
         message_id = send_report(report, conn_id="finance_smtp", recipients=recipients)
         return f"{report.subject} ({message_id})"
 
+    @task
+    def data_docs() -> dict:
+        """The nightly GX checkpoint over the day's records; rebuilds the Data Docs the email links.
+
+        Beside the reconciliation, not before the email: the link is known from the date alone,
+        and a slow or failed GX run must not hold finance's email (docs/OPERATIONS.md).
+        """
+        from carefabric.quality.nightly import build_day_docs_dict
+
+        return build_day_docs_dict(engine(), business_date(get_current_context()))
+
     @task(outlets=[RECONCILIATION])
     def close_day(sent: object) -> dict:
         """The close is done: a deadline missed tonight is resolved (late, not lost); consumers learn of it."""
@@ -102,6 +113,7 @@ def claims_reconciliation() -> None:
     guard = day_not_closed_yet()
     refreshed = refresh_billing_charges()
     guard >> refreshed
+    guard >> data_docs()
     close_day(email_finance(reconcile(refreshed)))
 
 
