@@ -12,7 +12,11 @@ How Epic, Oracle Health and other EHRs hand out a nightly extract today. For the
 3. ``download``: every NDJSON output, atomically, into ``<landing>/fhir_bulk/`` (an export whose
    manifest lists errors is refused whole: a partial extract would under-bill silently);
 4. ``ingest``: the same ``ingest_file`` as ``ehr_ingest`` (exceptions, GX, crosswalks), in
-   resource order, then ``route_to_billing`` with one idempotency key per charge line.
+   resource order, then ``route_to_billing`` with one idempotency key per charge line;
+5. ``release_export``: a teardown that DELETEs the job at the EHR once the files are down, or
+   when the wait or the download failed (a job left behind holds the EHR's disk and, at some
+   vendors, counts against the client's concurrent-export limit). ``kick_off`` is its setup, so
+   clearing a failed ``download`` starts a fresh export instead of asking for a released one.
 
 A refused token or a failed export fails the run with the EHR's own reason (OperationOutcome)
 and lands in the exception queue. The logic is in ``carefabric.fhir_bulk``.
@@ -21,7 +25,7 @@ and lands in the exception queue. The logic is in ``carefabric.fhir_bulk``.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, setup, task, teardown
 
 from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, engine
 from carefabric_airflow.fhir_bulk import WaitForBulkExport, bulk_default_args
@@ -45,7 +49,7 @@ INTERFACE = "ehr_bulk_export"
     tags=["carefabric", "ehr", "fhir", "bulk-data", "ingest"],
 )
 def ehr_bulk_export() -> None:
-    @task
+    @setup
     def kick_off() -> dict:
         from carefabric.fhir_bulk import TYPES
         from carefabric_airflow.fhir_bulk import bulk_client, export_group, export_window
@@ -74,9 +78,17 @@ def ehr_bulk_export() -> None:
 
         return {"files": summary["files"], **route_charges(engine(), billing_client())}
 
+    @teardown
+    def release_export(started: dict) -> None:
+        from carefabric_airflow.fhir_bulk import bulk_client
+
+        bulk_client().cancel(started["status_url"])
+
     started = kick_off()
     manifest = WaitForBulkExport(task_id="wait_for_export", status_url=started["status_url"])
-    route_to_billing(ingest(download(manifest.output)))
+    downloaded = download(manifest.output)
+    route_to_billing(ingest(downloaded))
+    downloaded >> release_export(started)
 
 
 ehr_bulk_export()

@@ -240,3 +240,35 @@ def test_a_refused_client_or_failed_export_fails_the_task_at_once_and_a_passing_
     assert action(BulkAuthError("invalid_client")) == RetryAction.FAIL
     assert action(BulkExportError("export failed")) == RetryAction.FAIL
     assert action(TransientError("503")) == RetryAction.RETRY
+
+
+def test_the_airflow_connection_builds_the_client_through_httphook_and_release_deletes_the_job(
+        ehr: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bulk_client`` (what the DAG uses): base URL, TLS and proxies from ``HttpHook``; the private
+    key never leaves as HTTP Basic and the pull's own extras are not sent as headers; the job the
+    DAG's ``release_export`` teardown DELETEs is gone at the EHR (files removed, status 404)."""
+    from carefabric_airflow.fhir_bulk import BULK_EXTRAS, bulk_client
+
+    host, port = ehr["url"].split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    monkeypatch.setenv("AIRFLOW_CONN_EHR_FHIR", json.dumps({
+        "conn_type": "http", "host": host, "port": int(port), "schema": "http", "login": EHR_CLIENT_ID,
+        "password": ehr["key"], "extra": {"base_path": "/fhir", "scope": "system/*.read", "group_id": EHR_GROUP_ID,
+                                          "verify": True, "X-Site": "north"}}))
+    bulk = bulk_client()
+    assert bulk.base_url == ehr["url"]
+    assert bulk.session.auth is None
+    assert not set(BULK_EXTRAS) & set(bulk.session.headers) and bulk.session.headers["X-Site"] == "north"
+
+    status_url = bulk.kick_off(since=SINCE, until=UNTIL, group=EHR_GROUP_ID)
+    job_id = status_url.rsplit("/", 1)[1]
+    answer = bulk.poll(status_url)
+    while isinstance(answer, Pending):
+        time.sleep(answer.retry_after)
+        answer = bulk.poll(status_url)
+    assert answer.output
+    bulk.cancel(status_url)
+    assert state(ehr)["jobs"][job_id]["cancelled"] is True
+    assert not (ehr["servers"].base_dir / "ehr_fhir" / "jobs" / job_id).exists()
+    with pytest.raises(BulkExportError, match="gone"):
+        bulk.poll(status_url)
+    bulk.cancel(status_url)  # a second release (a retried teardown) is fine: 404 counts as done

@@ -85,6 +85,8 @@ def test_bulk_export_dag_pulls_the_day_into_the_store_and_billing(tmp_path: Path
         # one transient 500 (retried), two 202s (Retry-After waited), the manifest
         assert len(job["polls"]) == 4 and job["polls"][3] - job["polls"][2] >= 0.95
         assert sum(e["kind"] == "download" for e in ehr["events"]) == 3
+        # the release_export teardown DELETEd the job once its files were down
+        assert job["cancelled"] and [e["kind"] for e in ehr["events"]][-1] == "cancel"
         assert not list((data / "landing" / "ehr").glob("*.ndjson"))  # the landing folder: HL7 only
 
         with session_scope(engine) as s:

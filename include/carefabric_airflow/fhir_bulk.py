@@ -49,17 +49,41 @@ def bulk_default_args(interface: str) -> dict[str, Any]:
     return {**default_args(interface), "retry_policy": BULK_RETRY_POLICY}
 
 
+#: The connection extras that configure the pull, not the wire: ``HttpHook`` would send every
+#: extra it does not know as a header, so these are taken off the session again.
+BULK_EXTRAS = ("base_path", "scope", "token_url", "group_id")
+
+
+def _no_basic_auth(*_: object) -> None:
+    """The connection's login is the client id and its password the PEM private key: both only
+    sign the JWT assertion. ``HttpHook`` would otherwise send them as HTTP Basic on every call."""
+    return None
+
+
 def bulk_client(conn_id: str = CONN_ID) -> Any:
-    """A ``BulkClient`` from the connection: host/port/schema + ``base_path``, login = client id,
-    password = the PEM private key; extra ``scope``, ``token_url`` (else discovered)."""
+    """A ``BulkClient`` whose session and base URL come from ``HttpHook``.
+
+    The connection: host/port/schema (+ extra ``base_path``, default ``/fhir``), login = client id,
+    password = the PEM private key; extra ``scope``, ``token_url`` (else discovered), ``group_id``,
+    and the provider's own keys (``verify``, ``proxies``, ``cert``, ``timeout``). The session
+    carries carefabric's one retry budget for GETs (``carefabric.clients.rest.retry_budget``).
+    """
+    from airflow.providers.http.hooks.http import HttpHook
+    from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
+    from carefabric.clients.rest import retry_budget
     from carefabric.fhir_bulk import BulkClient
 
-    conn = Connection.get(conn_id)
+    adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30, max_retries=retry_budget(idempotent_posts=False))
+    hook = HttpHook(method="GET", http_conn_id=conn_id, auth_type=_no_basic_auth, adapter=adapter)
+    session = hook.get_conn()
+    conn = hook.get_connection(conn_id)
     extra = conn.extra_dejson
-    port = f":{conn.port}" if conn.port else ""  # no port means the scheme's, never ":None"
-    base = f"{conn.schema or 'https'}://{conn.host}{port}{extra.get('base_path', '/fhir')}"
-    return BulkClient(base, conn.login or "", conn.password or "", scope=extra.get("scope", "system/*.read"),
-                      token_url=extra.get("token_url"))
+    for key in BULK_EXTRAS:
+        session.headers.pop(key, None)
+    return BulkClient(hook.url_from_endpoint(extra.get("base_path", "/fhir")), conn.login or "", conn.password or "",
+                      scope=extra.get("scope", "system/*.read"), token_url=extra.get("token_url"),
+                      timeout=float(hook.merged_extra.get("timeout") or 60.0), session=session)
 
 
 def export_group(conn_id: str = CONN_ID) -> str | None:

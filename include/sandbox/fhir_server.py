@@ -78,6 +78,9 @@ class Job:
     polls_left: int
     failed: str | None = None
     polls: list[float] = field(default_factory=list)
+    #: DELETEd by the client (cancelled, or released after download): files gone, status 404,
+    #: kept in ``/_sandbox/state`` so a test can see the client cleaned up.
+    cancelled: bool = False
 
 
 class EhrFhir:
@@ -245,7 +248,7 @@ def _export_routes(app: FastAPI, ehr: EhrFhir) -> None:
     def status(request: Request, job_id: str) -> Response:
         _bearer(request, ehr)
         job = ehr.jobs.get(job_id)
-        if job is None:
+        if job is None or job.cancelled:
             raise FhirError(404, "not-found", f"no export job {job_id} (cancelled, expired or never started)")
         job.polls.append(time.time())
         if ehr.settings["status_500_once"]:
@@ -264,8 +267,10 @@ def _export_routes(app: FastAPI, ehr: EhrFhir) -> None:
     @app.delete(BASE + "/_jobs/{job_id}")
     def cancel(request: Request, job_id: str) -> Response:
         _bearer(request, ehr)
-        if ehr.jobs.pop(job_id, None) is None:
+        job = ehr.jobs.get(job_id)
+        if job is None or job.cancelled:
             raise FhirError(404, "not-found", f"no export job {job_id}")
+        job.cancelled = True
         shutil.rmtree(ehr.dir / "jobs" / job_id, ignore_errors=True)
         ehr.events.append({"kind": "cancel", "at": time.time(), "job": job_id})
         return Response(status_code=202)
@@ -274,7 +279,8 @@ def _export_routes(app: FastAPI, ehr: EhrFhir) -> None:
     def download(request: Request, job_id: str, name: str) -> Response:
         _bearer(request, ehr)
         path = ehr.dir / "jobs" / job_id / name
-        if job_id not in ehr.jobs or "/" in name or not path.is_file():
+        job = ehr.jobs.get(job_id)
+        if job is None or job.cancelled or "/" in name or not path.is_file():
             raise FhirError(404, "not-found", f"no file {name} for job {job_id}")
         ehr.events.append({"kind": "download", "at": time.time(), "job": job_id, "file": name})
         return FileResponse(path, media_type="application/fhir+ndjson")
@@ -308,7 +314,8 @@ def _admin_routes(app: FastAPI, ehr: EhrFhir) -> None:
             counts = dict(ehr.db.execute("SELECT type, count(*) FROM resources GROUP BY type").fetchall())
         return {"counts": counts, "settings": ehr.settings, "tokens_issued": ehr.auth.issued,
                 "tokens_refused": ehr.auth.refused, "events": ehr.events,
-                "jobs": {j.id: {"polls": j.polls, "files": j.files, "failed": j.failed} for j in ehr.jobs.values()}}
+                "jobs": {j.id: {"polls": j.polls, "files": j.files, "failed": j.failed, "cancelled": j.cancelled}
+                         for j in ehr.jobs.values()}}
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
