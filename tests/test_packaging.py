@@ -82,3 +82,18 @@ def test_product_code_imports_no_test_data_bench_or_test_library() -> None:
             if bad and relative not in SHIMS:
                 offenders[relative] = sorted(bad)
     assert offenders == {}
+
+
+def test_image_installs_the_product_dependencies_only() -> None:
+    """The production image takes pyproject's [project].dependencies, never requirements.txt (whose
+    test, bench, lint and sandbox extras have no place in production)."""
+    instructions = [line for line in (ROOT / "Dockerfile").read_text().splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+    text = "\n".join(instructions)
+    assert not re.search(r"(?<![-\w])requirements\.txt", text), "the image installs requirements.txt (dev tools)"
+    assert "['project']['dependencies']" in text and "-c /opt/carefabric/constraints.txt" in text
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dev_only = {_name(r) for extra in project["optional-dependencies"].values() for r in extra} - {
+        _name(r) for r in project["dependencies"]} - {"carefabric"}
+    named = {_name(w) for w in re.findall(r"[A-Za-z][\w.\-]+", text)}
+    assert not dev_only & named, f"the image names dev-only packages: {sorted(dev_only & named)}"
