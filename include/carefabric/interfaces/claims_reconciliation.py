@@ -50,6 +50,7 @@ from carefabric.interfaces.close_facts import (
 )
 from carefabric.interfaces.erp_posting import balanced_remittances
 from carefabric.posting import remit_events_frame
+from carefabric.quality.docs_site import data_docs_url
 from carefabric.reconciliation import (
     control_totals,
     ledger,
@@ -306,6 +307,7 @@ def build_report(engine: Engine, day: dt.date, items: pd.DataFrame, totals: dict
         summary, items, quality_results(engine, day), exceptions_opened(engine, day), business_date=day,
         held=totals.get("money_held") or money_held(engine, day), warnings=missing_feeds(engine, day),
         rollforward=totals.get("ar_rollforward") or [], no_activity=no_activity(engine, day),
+        data_docs_url=data_docs_url(day),
     )
 
 

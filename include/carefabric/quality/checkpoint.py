@@ -156,15 +156,29 @@ def nightly_context() -> Any:
     (batches / "README.txt").write_text("The nightly checkpoint stages each day's datasets here; they are removed after the run.\n")
     source = _datasource(context, batches)
     definitions = [_validation_definition(context, source, name) for name in SUITES]
-    context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=CHECKPOINT,
-            validation_definitions=definitions,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
-            result_format=RESULT_FORMAT,
+    if not _checkpoint_current(context, definitions):
+        # add_or_update saves every definition and suite again: only when something changed
+        context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=CHECKPOINT,
+                validation_definitions=definitions,
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
+                result_format=RESULT_FORMAT,
+            )
         )
-    )
     return context
+
+
+def _checkpoint_current(context: Any, definitions: list[Any]) -> bool:
+    try:
+        stored = context.checkpoints.get(CHECKPOINT)
+    except Exception:  # not stored yet
+        return False
+    return (
+        [d.name for d in stored.validation_definitions] == [d.name for d in definitions]
+        and [(a.type, list(getattr(a, "site_names", []))) for a in stored.actions] == [("update_data_docs", [SITE])]
+        and dict(stored.result_format or {}) == RESULT_FORMAT
+    )
 
 
 def _datasource(context: Any, batches: Path) -> Any:

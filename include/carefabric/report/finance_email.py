@@ -217,6 +217,8 @@ def _plain_text(ctx: Mapping[str, Any]) -> str:
         ]
     if not ctx["quality"]:
         lines.append("  no data sets validated")
+    if ctx["data_docs_url"]:
+        lines.append(f"  Data Docs (every expectation, the whole day): {ctx['data_docs_url']}")
     lines += ["", f"Attached: {', '.join(ctx['attachment_names'])}."]
     return "\n".join(lines) + "\n"
 
@@ -234,6 +236,7 @@ def build_finance_report(
     warnings: Sequence[str] = (),
     rollforward: Sequence[Mapping[str, Any]] = (),
     no_activity: bool | None = None,
+    data_docs_url: str | None = None,
 ) -> FinanceReport:
     """Render the nightly finance report (HTML, text, CSV of unmatched items, chart).
 
@@ -243,7 +246,8 @@ def build_finance_report(
     reasons in dollars and as lines of the control totals; ``warnings``: missing feeds and the
     like, each a sentence; ``rollforward``: the AR roll-forward rows per facility, each with its
     payers (``reconciliation.rollforward``); ``no_activity``: nothing arrived or posted for the
-    date (None: no items and nothing held).
+    date (None: no items and nothing held); ``data_docs_url``: the night's Data Docs page
+    (``carefabric.quality.docs_site.data_docs_url``), linked under data quality.
     """
     date = _business_date(business_date)
     held_rows = _held_rows(held or {})
@@ -279,7 +283,7 @@ def build_finance_report(
         "attachment_names": [a[0] for a in attachments],
         "needs_action": bool(unmatched or exceptions_total or quality_failures or held_cents or warnings or empty_day),
         "held_rows": held_rows, "rollforward": [dict(r) for r in rollforward], "held_cents": held_cents,
-        "warnings": list(warnings), "empty_day": empty_day,
+        "warnings": list(warnings), "empty_day": empty_day, "data_docs_url": data_docs_url,
     }
     html = _environment().get_template(HTML_TEMPLATE).render(**ctx)
     return FinanceReport(subject=subject, html=html, text=_plain_text(ctx), attachments=attachments, inline=inline,

@@ -1,4 +1,4 @@
-"""One router per console page: health, exceptions, trace, crosswalks, audit, reconciliation.
+"""One router per console page: health, exceptions, trace, crosswalks, audit, reconciliation, data docs.
 
 Each serves its JSON API under ``/api`` and its HTML page; every route depends on ``Reader`` or
 ``Operator`` (``carefabric.console.security``), so nothing answers without a login.
@@ -6,8 +6,9 @@ Each serves its JSON API under ``/api`` and its HTML page; every route depends o
 
 from __future__ import annotations
 
-from carefabric.console.routers import audit, crosswalks, exceptions, health, reconciliation, trace
+from carefabric.console.routers import audit, crosswalks, data_docs, exceptions, health, reconciliation, trace
 
-ROUTERS = (health.router, exceptions.router, trace.router, crosswalks.router, audit.router, reconciliation.router)
+ROUTERS = (health.router, exceptions.router, trace.router, crosswalks.router, audit.router, reconciliation.router,
+           data_docs.router)
 
 __all__ = ["ROUTERS"]

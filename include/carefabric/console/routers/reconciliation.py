@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from carefabric.console.queries.reconciliation import day_view, item_view
+from carefabric.console.routers.data_docs import day_link
 from carefabric.console.security import Reader
 from carefabric.console.web import StoreSession, page
 
@@ -31,7 +32,9 @@ def api_reconciliation_item(user: Reader, s: StoreSession, item_id: int) -> dict
 
 @router.get("/reconciliation", response_class=HTMLResponse, include_in_schema=False)
 def reconciliation_page(request: Request, user: Reader, s: StoreSession, day: dt.date | None = None) -> HTMLResponse:
-    return page(request, "reconciliation.html.j2", data=day_view(s, day, 500), nav="reconciliation")
+    data = day_view(s, day, 500)
+    docs = day_link(request, data["run"]["business_date"] if data["run"] else None)
+    return page(request, "reconciliation.html.j2", data=data, data_docs=docs, nav="reconciliation")
 
 
 @router.get("/reconciliation/items/{item_id}", response_class=HTMLResponse, include_in_schema=False)
