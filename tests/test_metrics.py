@@ -1,18 +1,23 @@
 """The metrics endpoint after a small day through the real interfaces, checked against the store.
 
 The day: generated HL7 extracts and 835s ingested, charges routed to the sandbox billing server,
-the day posted to the sandbox ERP, the nightly reconciliation run, one deadline miss recorded.
-Then ``GET /metrics`` on the console (its authentication in front) is parsed as Prometheus text
-and every family is compared with counts the test takes from the store itself. The Grafana
-dashboard must query only exported names.
+the day posted to the sandbox ERP, the nightly reconciliation run, deadline misses recorded (one
+of them re-occurring, one resolved), with the peer calls recorded into the store. Then ``GET
+/metrics`` on the console (its authentication in front) is parsed as Prometheus text and every
+family is compared with counts the test takes from the store itself, and the ERP calls with the
+client's own log of its attempts. The family list is ``METRIC_NAMES``, the one home of it: every
+family is exported, and the Grafana dashboard queries each of them and nothing else.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +29,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from test_console import bearer_auth
 
+from carefabric.clients.billing import CHARGE_BATCH_SIZE
 from carefabric.console import create_app
 from carefabric.interfaces.claims_reconciliation import reconcile_day
 from carefabric.interfaces.erp_posting import post_day
 from carefabric.metrics import METRIC_NAMES
 from carefabric.metrics_router import router
-from carefabric.nightly_close import record_deadline_miss
+from carefabric.nightly_close import record_deadline_miss, resolve_deadline_misses
+from carefabric.peer_calls import recording, route_template
 from carefabric.store.db import session_scope
 from carefabric.store.models import (
     Charge,
@@ -47,8 +54,21 @@ DAY = scenario.BUSINESS_DATE
 DASHBOARD = Path(__file__).resolve().parents[1] / "docs" / "grafana" / "carefabric.json"
 
 
+@dataclass
+class Day:
+    engine: Engine
+    #: (method, path, status) of every ERP attempt, from the client itself.
+    erp_attempts: list[tuple[str, str, int]]
+
+
+def miss(engine: Engine, dag_id: str, day: dt.date) -> None:
+    record_deadline_miss(engine, dag_id=dag_id, run_id=f"{dag_id}-{day}", business_date=day,
+                         deadline_time=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.UTC),
+                         deadline_name="email by 06:00")
+
+
 @pytest.fixture(scope="module")
-def day_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
     base = tmp_path_factory.mktemp("metrics")
     day_dir = base / "day"
     scenario.generate_day(day_dir)
@@ -56,14 +76,25 @@ def day_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         mp.setenv("CAREFABRIC_DATA_DIR", str(base / "data"))
         scenario.reset_peers(peers, day_dir)
         with scenario.migrated_store(f"sqlite:///{base / 'store.db'}") as engine:
-            scenario.seed_store(engine, day_dir)
-            scenario.ingest_day(engine, day_dir, peers.billing_url)
             erp = scenario.erp_client(peers.erp_url)
-            post_day(engine, erp, DAY)
-            reconcile_day(engine, erp, DAY)
-            record_deadline_miss(engine, dag_id="claims_reconciliation", run_id="r1", business_date=DAY,
-                                 deadline_time=dt.datetime(2024, 3, 6, 6, tzinfo=dt.UTC), deadline_name="email by 06:00")
-            yield engine
+            with recording(engine):  # written to the store when the block ends
+                scenario.seed_store(engine, day_dir)
+                scenario.ingest_day(engine, day_dir, peers.billing_url)
+                post_day(engine, erp, DAY)
+                reconcile_day(engine, erp, DAY)
+            # The night's close missed twice (one exception, two occurrences), the day before once
+            # and late-finished (resolved: still a miss), and another DAG once.
+            miss(engine, "claims_reconciliation", DAY)
+            miss(engine, "claims_reconciliation", DAY)
+            miss(engine, "claims_reconciliation", DAY - dt.timedelta(days=1))
+            resolve_deadline_misses(engine, DAY - dt.timedelta(days=1))
+            miss(engine, "erp_posting", DAY)
+            yield Day(engine, list(erp.rest.attempts_log))
+
+
+@pytest.fixture(scope="module")
+def day_store(day: Day) -> Engine:
+    return day.engine
 
 
 def scrape(engine: Engine, user: str = "victor") -> TestClient:
@@ -108,6 +139,11 @@ def test_scrape_after_a_day_matches_the_store(day_store: Engine) -> None:
         items = s.scalar(select(func.count()).select_from(ReconciliationItem).where(ReconciliationItem.run_id == run.id))
         variance = s.scalar(select(func.sum(func.abs(ReconciliationItem.variance_cents)))
                             .where(ReconciliationItem.run_id == run.id)) or 0
+        missed = ExceptionRecord.reason_code == "DEADLINE_MISSED"
+        misses = dict(s.execute(select(ExceptionRecord.interface, func.sum(ExceptionRecord.attempts)).where(missed)
+                                .group_by(ExceptionRecord.interface)).all())
+        open_misses = s.scalar(select(func.count()).select_from(ExceptionRecord).where(
+            missed, ExceptionRecord.status == "open"))
     assert files > 0 and posted > 0 and routed > 0 and items > 0  # the day really went through
     assert total(found, "carefabric_inbound_files_total") == files
     assert total(found, "carefabric_inbound_files_total", interface="ehr_ingest") == hl7_files
@@ -117,8 +153,11 @@ def test_scrape_after_a_day_matches_the_store(day_store: Engine) -> None:
     assert total(found, "carefabric_outbound_records_total", target="billing") == routed
     assert total(found, "carefabric_open_exceptions") == open_exc
     assert total(found, "carefabric_open_exceptions_by_age") == open_exc
-    assert total(found, "carefabric_open_exceptions", reason_code="DEADLINE_MISSED") == 1
-    assert total(found, "carefabric_deadline_misses_total", dag_id="claims_reconciliation") == 1
+    assert total(found, "carefabric_open_exceptions", reason_code="DEADLINE_MISSED") == open_misses == 2
+    for dag_id, n in misses.items():
+        assert total(found, "carefabric_deadline_misses_total", dag_id=dag_id) == n, dag_id
+    assert misses == {"claims_reconciliation": 3, "erp_posting": 1}
+    assert total(found, "carefabric_deadline_misses_total") == 4
     assert total(found, "carefabric_reconciliation_items") == items
     assert total(found, "carefabric_reconciliation_variance_cents") == variance
     assert total(found, "carefabric_reconciliation_business_date_seconds") == dt.datetime(
@@ -130,14 +169,58 @@ def test_scrape_after_a_day_matches_the_store(day_store: Engine) -> None:
     assert total(found, "carefabric_e2e_latency_seconds_bucket", le="+Inf") == count
 
 
-def test_grafana_dashboard_queries_only_exported_metrics(day_store: Engine) -> None:
+def by_labels(found: dict[tuple[str, Any], float], name: str, *keys: str, **where: str) -> Counter[tuple[str, ...]]:
+    """The samples of ``name`` matching ``where``, summed by the values of ``keys``."""
+    out: Counter[tuple[str, ...]] = Counter()
+    for (n, ls), v in found.items():
+        labels = dict(ls)
+        if n == name and all(labels.get(k) == x for k, x in where.items()):
+            out[tuple(labels[k] for k in keys)] += int(v)
+    return out
+
+
+def test_peer_calls_match_the_clients_log_and_the_store(day: Day) -> None:
+    found = samples(scrape(day.engine).get("/metrics").text)
+    # ERP: every request the client made, by method, route and final status (no faults: no retries).
+    expected = Counter((m, route_template(p).replace("{id}", "{external_id}"), str(c)) for m, p, c in day.erp_attempts)
+    assert sum(expected.values()) > 0 and any(m == "POST" for m, _, _ in expected)
+    assert by_labels(found, "carefabric_peer_requests_total", "method", "route", "code", peer="erp") == expected
+    assert not by_labels(found, "carefabric_peer_retries_total", "peer")
+    # Billing: the routed charges went in batches of CHARGE_BATCH_SIZE, each one POST answered 200.
+    with session_scope(day.engine) as s:
+        routed = s.scalar(select(func.count()).select_from(Charge).where(Charge.billing_charge_id.is_not(None)))
+        sends = s.scalar(select(func.sum(ErpPosting.attempts)))
+    assert by_labels(found, "carefabric_peer_requests_total", "route", "code", peer="billing", method="POST") == {
+        ("/charges:batch", "200"): math.ceil(routed / CHARGE_BATCH_SIZE)}
+    # The ERP's documents: one POST per send attempt the outbox counted.
+    posts = by_labels(found, "carefabric_peer_requests_total", "method", peer="erp")[("POST",)]
+    assert posts == sends > 0
+    # The histogram counts the same requests, per route; +Inf is the count, time was spent.
+    requests_by_route = by_labels(found, "carefabric_peer_requests_total", "peer", "method", "route")
+    assert by_labels(found, "carefabric_peer_request_duration_seconds_count", "peer", "method", "route") == requests_by_route
+    assert by_labels(found, "carefabric_peer_request_duration_seconds_bucket", "peer", "method", "route",
+                     le="+Inf") == requests_by_route
+    assert total(found, "carefabric_peer_request_duration_seconds_sum", peer="erp") > 0
+
+
+def exported_names(text: str) -> dict[str, set[str]]:
+    """Family -> the sample names it exports (a family without samples still has its type)."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {f.name: {f.name + x for x in suffixes[f.type]} for f in text_string_to_metric_families(text)}
+
+
+def test_every_family_is_exported(day_store: Engine) -> None:
+    exported = exported_names(scrape(day_store).get("/metrics").text)
+    assert set(exported) == set(METRIC_NAMES)
+
+
+def test_grafana_dashboard_queries_every_family_and_only_exported_names(day_store: Engine) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     used = {m for e in exprs for m in re.findall(r"\b(carefabric_[a-z0-9_]+)", e)}
-    exported = {n for (n, _) in samples(scrape(day_store).get("/metrics").text)}
-    exported |= {f"{n}_bucket" for n in METRIC_NAMES} | {f"{n}_total" for n in METRIC_NAMES}  # families empty today
+    exported = exported_names(scrape(day_store).get("/metrics").text)
+    samples_exported = set().union(*exported.values())
     assert used, "the dashboard queries nothing"
-    assert used <= exported, used - exported
-    assert {n.removesuffix("_total") for n in used} >= {"carefabric_inbound_files", "carefabric_e2e_latency_seconds_bucket",
-                                                        "carefabric_open_exceptions", "carefabric_deadline_misses",
-                                                        "carefabric_reconciliation_variance_cents"}
+    assert used <= samples_exported, used - samples_exported
+    queried = {family for family, names in exported.items() if names & used}
+    assert queried == set(METRIC_NAMES), set(METRIC_NAMES) - queried

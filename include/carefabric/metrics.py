@@ -11,9 +11,11 @@ rows), so ``rate()`` and ``increase()`` work on them. Gauges are the state now (
 exceptions, the latest reconciliation). No label carries PHI: interfaces, sources, statuses,
 reason codes and check names only.
 
-Peer API response times are not recorded by the REST clients (only the outcome of each ERP
-document: attempts and error codes), so they are exported as ERP send attempts and errors by
-code; ``METRIC_NAMES`` lists every family, and the Grafana dashboard uses exactly these.
+Peer API response times and status codes come from ``peer_call_stats``, the per-hour sums the
+REST and FHIR clients record in the task processes (``carefabric.peer_calls``): requests by
+peer, method, route template and status code, their duration histogram, and the attempts the
+retry budget retried. ERP documents' own outcome (send attempts, error codes) is exported
+beside them. ``METRIC_NAMES`` lists every family, and the Grafana dashboard uses exactly these.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from carefabric.nightly_close import DEADLINE_MISSED
+from carefabric.nightly_close import CLOSE_INTERFACE, DEADLINE_MISSED
 from carefabric.store.models import (
+    PEER_BUCKETS,
     Charge,
     ErpPosting,
     ExceptionRecord,
     InboundFile,
+    PeerCallStat,
     PostingRecord,
     RawMessage,
     ReconciliationItem,
@@ -57,6 +61,9 @@ METRIC_NAMES = (
     "carefabric_open_exceptions",
     "carefabric_open_exceptions_by_age",
     "carefabric_oldest_open_exception_age_seconds",
+    "carefabric_peer_requests",
+    "carefabric_peer_request_duration_seconds",
+    "carefabric_peer_retries",
     "carefabric_erp_send_attempts",
     "carefabric_erp_errors",
     "carefabric_reconciliation_runs",
@@ -118,6 +125,33 @@ def outbound(s: Session) -> Iterator[Metric]:
     return iter((out, attempts, errors))
 
 
+def peers(s: Session) -> Iterator[Metric]:
+    """Peer API calls from ``peer_call_stats``, summed over hours (and codes, for the histogram)."""
+    requests = CounterMetricFamily("carefabric_peer_requests", "Peer API requests, by final status code (0: no answer)",
+                                   labels=["peer", "method", "route", "code"])
+    retries = CounterMetricFamily("carefabric_peer_retries", "Attempts the retry budget retried, by their status (0: no answer)",
+                                  labels=["peer", "method", "route", "code"])
+    duration = HistogramMetricFamily("carefabric_peer_request_duration_seconds",
+                                     "Peer API request time as the caller saw it (retries and their waits included)",
+                                     labels=["peer", "method", "route"])
+    columns = [getattr(PeerCallStat, column) for _, column in PEER_BUCKETS]
+    sums = [func.sum(PeerCallStat.calls), func.sum(PeerCallStat.total_us), *(func.sum(c) for c in columns)]
+    keys = (PeerCallStat.peer, PeerCallStat.method, PeerCallStat.route)
+    histograms: dict[tuple[str, str, str], list[int]] = {}
+    for peer, method, route, code, retried, *values in s.execute(
+        select(*keys, PeerCallStat.code, PeerCallStat.retried, *sums)
+        .group_by(*keys, PeerCallStat.code, PeerCallStat.retried).order_by(*keys, PeerCallStat.code)
+    ):
+        (retries if retried else requests).add_metric([peer, method, route, str(code)], int(values[0]))
+        if not retried:
+            into = histograms.setdefault((peer, method, route), [0] * len(values))
+            histograms[(peer, method, route)] = [a + int(b) for a, b in zip(into, values, strict=True)]
+    for labels, (calls, total_us, *cumulative) in histograms.items():
+        buckets = [(str(bound), n) for (bound, _), n in zip(PEER_BUCKETS, cumulative, strict=True)]
+        duration.add_metric(list(labels), [*buckets, ("+Inf", calls)], total_us / 1e6)
+    return iter((requests, duration, retries))
+
+
 def posting_latencies(s: Session, now: dt.datetime) -> list[tuple[str, float]]:
     """(source, seconds) per ERP document posted in the window: from its earliest source message
     (the HL7/FHIR event as received) to the ERP's confirmation."""
@@ -153,7 +187,11 @@ def exceptions(s: Session, now: dt.datetime) -> Iterator[Metric]:
     opened = CounterMetricFamily("carefabric_exceptions", "Exceptions ever opened", labels=["interface", "kind", "reason_code"])
     occurrences = CounterMetricFamily("carefabric_exception_occurrences", "Occurrences (re-occurrences included)",
                                       labels=["interface", "kind", "reason_code"])
-    misses = CounterMetricFamily("carefabric_deadline_misses", "Missed deadlines (Deadline Alerts)", labels=["dag_id"])
+    misses = CounterMetricFamily("carefabric_deadline_misses", "Missed deadlines (Deadline Alerts), re-occurrences included",
+                                 labels=["dag_id"])
+    # The close (the DAG with a Deadline Alert) is always there, 0 until a miss: a series born at
+    # 1 would show no increase() for its first miss.
+    missed: dict[str, int] = {CLOSE_INTERFACE: 0}
     for interface, kind, reason, n, attempts in s.execute(
         select(ExceptionRecord.interface, ExceptionRecord.kind, ExceptionRecord.reason_code, func.count(),
                func.coalesce(func.sum(ExceptionRecord.attempts), 0))
@@ -161,8 +199,10 @@ def exceptions(s: Session, now: dt.datetime) -> Iterator[Metric]:
     ):
         opened.add_metric([interface, kind, reason], n)
         occurrences.add_metric([interface, kind, reason], attempts)
-        if reason == DEADLINE_MISSED:
-            misses.add_metric([interface], attempts)
+        if reason == DEADLINE_MISSED:  # the exception's interface is the DAG that missed
+            missed[interface] = missed.get(interface, 0) + int(attempts)
+    for dag_id, n in sorted(missed.items()):
+        misses.add_metric([dag_id], n)
     open_now = GaugeMetricFamily("carefabric_open_exceptions", "Open exceptions (queue depth)",
                                  labels=["interface", "kind", "reason_code"])
     by_age = GaugeMetricFamily("carefabric_open_exceptions_by_age", "Open exceptions by age", labels=["kind", "age"])
@@ -236,6 +276,7 @@ class StoreCollector:
         with Session(self.engine_factory()) as s:
             yield from inbound(s)
             yield from outbound(s)
+            yield from peers(s)
             yield from latency(s, now)
             yield from exceptions(s, now)
             yield from reconciliation(s)

@@ -7,6 +7,9 @@ provider does not know becomes a header, so keep extras to headers and the provi
 TCP keep-alive, and auth: ``BearerAuth`` from the connection's login (the client's name) and
 password (the token). carefabric's one retry budget (``carefabric.clients.rest.retry_budget``)
 is mounted as the hook's adapter, and the domain client gets the finished session.
+
+Every client built here records its calls' response times and status codes into the task's
+store (``record_peer_calls``; ``carefabric.peer_calls``), written when the task process exits.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from carefabric.clients.billing import BillingClient
     from carefabric.clients.erp import ErpClient
     from carefabric.clients.rest import RestClient
@@ -21,6 +26,24 @@ if TYPE_CHECKING:
 #: Where both peers' APIs live under the connection's base URL.
 API_ROOT = "/api/v1"
 DEFAULT_TIMEOUT = 30.0
+
+
+def _opened_store() -> Engine | None:
+    """The task's store engine if this process opened it (a task using a client does), else None.
+
+    A process that only talks to a peer (a transport test) opens no store for the metrics: the
+    recorder keeps its sums and writes them nowhere.
+    """
+    from carefabric_airflow import engine
+
+    return engine() if engine.cache_info().currsize else None
+
+
+def record_peer_calls() -> None:
+    """Peer calls of this process are recorded into the task's store (``carefabric_airflow.engine``)."""
+    from carefabric import peer_calls
+
+    peer_calls.RECORDER.bind(_opened_store)
 
 
 def rest_client(conn_id: str, *, idempotent_posts: bool = False, api_root: str = API_ROOT) -> RestClient:
@@ -36,6 +59,7 @@ def rest_client(conn_id: str, *, idempotent_posts: bool = False, api_root: str =
     hook = HttpHook(method="GET", http_conn_id=conn_id, auth_type=BearerAuth, adapter=adapter)
     session = hook.get_conn()
     timeout = float(hook.merged_extra.get("timeout") or DEFAULT_TIMEOUT)
+    record_peer_calls()
     return RestClient(hook.url_from_endpoint(api_root), session, timeout=timeout)
 
 

@@ -15,6 +15,7 @@ class BillingClient:
 
     def __init__(self, rest: RestClient) -> None:
         self.rest = rest
+        rest.peer = rest.peer or "billing"
 
     def post_charges(self, charges: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send charges in batches; each dict carries its own ``idempotency_key`` (the line key).

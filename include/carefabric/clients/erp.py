@@ -32,6 +32,7 @@ class ErpClient:
 
     def __init__(self, rest: RestClient) -> None:
         self.rest = rest
+        rest.peer = rest.peer or "erp"
 
     def master_data(self, kind: str) -> Iterator[dict[str, Any]]:
         """All rows of one master-data list (``companies``, ``cost-centers``, ...)."""
@@ -47,7 +48,8 @@ class ErpClient:
     def find(self, kind: str, external_id: str) -> PostResult | None:
         """The ERP's document for an external id, or None when the ERP has none (404)."""
         try:
-            _, body = self.rest.json("GET", f"{_path(kind)}/{quote(external_id, safe='')}")
+            _, body = self.rest.json("GET", f"{_path(kind)}/{quote(external_id, safe='')}",
+                                     route=f"{_path(kind)}/{{external_id}}")
         except RejectedError as exc:
             if exc.status == 404:
                 return None

@@ -35,6 +35,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from carefabric import peer_calls
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -160,6 +162,8 @@ class RestClient:
     timeout: float = 30.0
     #: (method, path, status) of every attempt, retried ones included (status 0: no answer).
     attempts_log: list[tuple[str, str, int]] = field(default_factory=list)
+    #: The peer's name in the metrics (``billing``, ``erp``); the typed clients set it.
+    peer: str = ""
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -173,23 +177,30 @@ class RestClient:
         retry = retry_budget(idempotent_posts=idempotent_posts, sleep=sleep)
         return cls(base_url, bearer_session(token, retry), timeout=timeout)
 
-    def request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, path: str, *, retry: bool = True, route: str | None = None,
+                **kwargs: Any) -> requests.Response:
         """Send one request; the session's retry budget absorbs throttling and brief outages.
 
         ``retry=False`` sends exactly once (see the module docstring). Raises ``TransientError``
         when the peer could not be reached, or still throttles or fails after the budget.
+        ``route`` names the path in the metrics when it carries an id (``/things/{id}``).
         """
+        route = route or peer_calls.route_template(path)
         token = _SINGLE_SHOT.set(not retry)
+        started = time.perf_counter()
         try:
             response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             self.attempts_log.append((method, path, 0))
+            peer_calls.observe(self.peer or "rest", method, route, 0, time.perf_counter() - started)
             raise TransientError(f"{method} {path}: connection failed: {type(exc).__name__}") from exc
         finally:
             _SINGLE_SHOT.reset(token)
         history = getattr(getattr(response.raw, "retries", None), "history", ())
         self.attempts_log += [(method, path, h.status or 0) for h in history]
         self.attempts_log.append((method, path, response.status_code))
+        peer_calls.observe(self.peer or "rest", method, route, response.status_code, time.perf_counter() - started,
+                           [h.status or 0 for h in history])
         if response.status_code in RETRYABLE_STATUS:
             retry_after = response.headers.get("Retry-After")
             raise TransientError(
@@ -198,9 +209,10 @@ class RestClient:
             )
         return response
 
-    def json(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    def json(self, method: str, path: str, *, retry: bool = True, route: str | None = None,
+             **kwargs: Any) -> tuple[int, dict[str, Any]]:
         """Send and decode; raise ``RejectedError`` for any 4xx, return (status, body) otherwise."""
-        response = self.request(method, path, retry=retry, **kwargs)
+        response = self.request(method, path, retry=retry, route=route, **kwargs)
         body = response.json() if response.content else {}
         if 400 <= response.status_code < 500:
             error = body.get("error", {}) if isinstance(body, dict) else {}

@@ -23,7 +23,11 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
+from carefabric import peer_calls
 from carefabric.clients.rest import TransientError
+
+#: The token endpoint's route in the peer call metrics (its URL is the server's to choose).
+TOKEN_ROUTE = "{token_endpoint}"
 
 ALGORITHM = "RS384"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -80,7 +84,7 @@ class AccessToken:
 
 
 def fetch_token(session: requests.Session, token_url: str, client_id: str, private_key: RSAPrivateKey,
-                scope: str, *, timeout: float = 30.0) -> AccessToken:
+                scope: str, *, timeout: float = 30.0, peer: str = "ehr_fhir") -> AccessToken:
     """Exchange a new client assertion for an access token.
 
     A 4xx (``invalid_client``, ``invalid_scope``) is our configuration: ``BulkAuthError`` with the
@@ -88,10 +92,13 @@ def fetch_token(session: requests.Session, token_url: str, client_id: str, priva
     """
     form = {"grant_type": "client_credentials", "scope": scope, "client_assertion_type": ASSERTION_TYPE,
             "client_assertion": client_assertion(client_id, token_url, private_key)}
+    started = time.perf_counter()
     try:
         response = session.post(token_url, data=form, headers={"Accept": "application/json"}, timeout=timeout)
     except requests.RequestException as exc:
+        peer_calls.observe(peer, "POST", TOKEN_ROUTE, 0, time.perf_counter() - started)
         raise TransientError(f"token endpoint unreachable: {type(exc).__name__}") from None
+    peer_calls.observe(peer, "POST", TOKEN_ROUTE, response.status_code, time.perf_counter() - started)
     if response.status_code >= 500:
         raise TransientError(f"token endpoint answered {response.status_code}")
     body = _json(response)

@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import requests
 
+from carefabric import peer_calls
 from carefabric.clients.rest import TransientError
 from carefabric.fhir_bulk.auth import AccessToken, BulkAuthError, fetch_token, load_private_key
 from carefabric.fhir_bulk.status import (
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 #: What billing needs; also the download and ingest order (a ChargeItem's Encounter first).
 TYPES = ("Encounter", "Coverage", "Account", "ChargeItem", "Claim")
 FHIR_JSON = "application/fhir+json"
+#: The status URL's route in the peer call metrics (the URL is the server's, with a job id).
+STATUS_ROUTE = "{status_url}"
 
 
 @dataclass
@@ -52,6 +56,8 @@ class BulkClient:
     token_url: str | None = None
     timeout: float = 60.0
     session: requests.Session = field(default_factory=requests.Session, repr=False)
+    #: The EHR's name in the peer call metrics.
+    peer: str = "ehr_fhir"
     _token: AccessToken | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -63,26 +69,33 @@ class BulkClient:
     def discover_token_url(self) -> str:
         """The token endpoint from ``.well-known/smart-configuration`` (unless configured)."""
         if self.token_url is None:
-            body = self._send("GET", f"{self.base_url}/.well-known/smart-configuration", auth=False).json()
+            body = self._send("GET", f"{self.base_url}/.well-known/smart-configuration", auth=False,
+                              route="/.well-known/smart-configuration").json()
             self.token_url = str(body["token_endpoint"])
         return self.token_url
 
     def access_token(self, *, renew: bool = False) -> str:
         if renew or self._token is None or not self._token.fresh():
             self._token = fetch_token(self.session, self.discover_token_url(), self.client_id, self._key, self.scope,
-                                      timeout=self.timeout)
+                                      timeout=self.timeout, peer=self.peer)
         return self._token.value
 
-    def _send(self, method: str, url: str, *, auth: bool = True, **kwargs: Any) -> requests.Response:
-        """One request; a 401 gets one new token and one more try, then it is a refusal."""
+    def _send(self, method: str, url: str, *, route: str, auth: bool = True, **kwargs: Any) -> requests.Response:
+        """One request; a 401 gets one new token and one more try, then it is a refusal.
+
+        ``route`` names the request in the peer call metrics (status and file URLs are the
+        server's, with job ids in them: never recorded as such)."""
         for attempt in (1, 2):
             headers = dict(kwargs.pop("headers", None) or {})
             if auth:
                 headers["Authorization"] = f"Bearer {self.access_token(renew=attempt == 2)}"
+            started = time.perf_counter()
             try:
                 response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
             except requests.RequestException as exc:
+                peer_calls.observe(self.peer, method, route, 0, time.perf_counter() - started)
                 raise TransientError(f"{method} {_path(url)} failed: {type(exc).__name__}") from None
+            peer_calls.observe(self.peer, method, route, response.status_code, time.perf_counter() - started)
             if response.status_code != 401 or not auth:
                 return response
             kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
@@ -100,7 +113,8 @@ class BulkClient:
         if until is not None:  # Bulk Data v2 ``_until``; a server without it just sends more
             params["_until"] = _instant(until)
         url = f"{self.base_url}/Group/{group}/$export" if group else f"{self.base_url}/$export"
-        response = self._send("GET", url, params=params, headers={"Accept": FHIR_JSON, "Prefer": "respond-async"})
+        response = self._send("GET", url, params=params, headers={"Accept": FHIR_JSON, "Prefer": "respond-async"},
+                              route="/Group/{group_id}/$export" if group else "/$export")
         if response.status_code == 202 and response.headers.get("Content-Location"):
             return response.headers["Content-Location"]
         if response.status_code in (429, 502, 503, 504):
@@ -110,12 +124,12 @@ class BulkClient:
 
     def poll(self, status_url: str) -> Pending | Manifest:
         """One status request: ``Pending`` (wait ``retry_after``) or the ``Manifest``."""
-        response = self._send("GET", status_url, headers={"Accept": "application/json"})
+        response = self._send("GET", status_url, headers={"Accept": "application/json"}, route=STATUS_ROUTE)
         return interpret_status(response.status_code, response.headers, response.text)
 
     def cancel(self, status_url: str) -> None:
         """DELETE the job (the server may then drop its files); a job already gone is fine."""
-        response = self._send("DELETE", status_url)
+        response = self._send("DELETE", status_url, route=STATUS_ROUTE)
         if response.status_code not in (200, 202, 204, 404, 410):
             raise BulkExportError(f"cancel answered {response.status_code}: {outcome_text(response.text)}")
 
@@ -152,7 +166,7 @@ class BulkClient:
     def _fetch(self, output: Output, path: Path, with_token: bool) -> None:
         tmp = path.with_name(f".{path.name}.part")
         response = self._send("GET", output.url, auth=with_token, headers={"Accept": "application/fhir+ndjson"},
-                              stream=True)
+                              stream=True, route="{output_file}")
         if response.status_code != 200:
             if response.status_code >= 500:
                 raise TransientError(f"download of {output.type} answered {response.status_code}")
@@ -171,7 +185,7 @@ class BulkClient:
     def _error_text(self, errors: list[Output]) -> str:
         texts = []
         for item in errors[:5]:
-            response = self._send("GET", item.url, headers={"Accept": "application/fhir+ndjson"})
+            response = self._send("GET", item.url, headers={"Accept": "application/fhir+ndjson"}, route="{error_file}")
             texts += [outcome_text(line) for line in response.text.splitlines() if line.strip()]
         return "; ".join(t for t in texts if t)[:1000] or f"{len(errors)} error file(s)"
 
