@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,7 +112,8 @@ def test_the_console_serves_the_site_behind_its_login(night: dict[str, Any]) -> 
         assert client.get("/data-docs/index.html", headers={"Authorization": "Bearer mallory"}).status_code == 401
         index = client.get("/data-docs/index.html")
         assert index.status_code == 200 and "carefabric.charges" in index.text
-        assert "sandbox" in index.headers["content-security-policy"]
+        csp = index.headers["content-security-policy"]
+        assert "sandbox" in csp and "default-src 'self'" in csp
         root = client.get("/data-docs", follow_redirects=False)
         assert root.status_code == 307 and root.headers["location"].endswith("/data-docs/index.html")
         day = client.get(f"/data-docs/{docs_site.day_page(BUSINESS_DATE)}")
@@ -173,3 +177,45 @@ def test_prune_removes_nights_before_the_cutoff(tmp_path: Path, monkeypatch: pyt
     assert left == ["nightly-2026-11-23"]
     assert sorted(p.name for p in (site / "validations" / "carefabric" / "charges").iterdir()) == left
     assert [p.name for p in (site / "days").iterdir()] == ["2026-11-23.html"]
+
+
+@pytest.mark.timeout(300)
+def test_the_night_in_a_browser(night: dict[str, Any]) -> None:
+    """Debian's chromium opens the console's day link and follows it to GX's page of the failed dataset."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    import uvicorn
+
+    client, engine = make_client(night)
+    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    shots = Path(__file__).resolve().parents[1] / "data" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1300, "height": 900},
+                                    extra_http_headers={"Authorization": "Bearer victor"})  # a read-only user
+            try:
+                page.goto(f"http://127.0.0.1:{port}/reconciliation?day={BUSINESS_DATE}")
+                page.click("#data-docs a")
+                page.wait_for_selector("#datasets")
+                page.screenshot(path=str(shots / "data_docs_day.png"), full_page=True)
+                assert "FAILED" in page.inner_text("#datasets tr.failed")
+                page.click("#datasets tr.failed a >> nth=0")
+                page.wait_for_load_state()
+                assert "/data-docs/validations/carefabric/" in page.url
+                page.screenshot(path=str(shots / "data_docs_validation.png"))
+                assert "cdm_code" in page.content() and PHI_NAME not in page.content()
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()

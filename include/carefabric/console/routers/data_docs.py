@@ -4,7 +4,7 @@ Behind the console's login like every page (``Reader``), GET only, and nothing o
 site folder: a path that resolves out of it (``..``, an encoded ``%2e%2e``, a symlink) is a 404
 like a missing page, so a probe learns nothing. The pages are GX's own static HTML with its
 scripts; they are sent with a sandboxing CSP, so a script in them runs in an opaque origin and
-cannot call the console's API with the user's cookie.
+cannot call the console's API with the user's cookie, and nothing is loaded from another host.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from carefabric.quality.docs_site import CONSOLE_ROUTE, day_page, resolve_in_sit
 router = APIRouter()
 
 _HEADERS = {
-    "Content-Security-Policy": "sandbox allow-scripts allow-popups",
+    # sandbox: an opaque origin for GX's scripts; default-src: nothing fetched from elsewhere
+    # (GX links Bootstrap and jQuery from public CDNs: the pages render plain instead of calling out)
+    "Content-Security-Policy": "sandbox allow-scripts allow-popups; default-src 'self' 'unsafe-inline' data:",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
     "Referrer-Policy": "no-referrer",
