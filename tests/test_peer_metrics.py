@@ -10,6 +10,7 @@ store and exits without flushing: its calls are in the scrape too (the exit hook
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -27,12 +28,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from test_metrics import by_labels, samples, scrape
 
+from carefabric import peer_calls
 from carefabric.clients.rest import RejectedError, RestClient, TransientError
 from carefabric.fhir_bulk import BulkClient
 from carefabric.peer_calls import PeerCallRecorder, recording, route_template
 from carefabric.store.db import get_engine, session_scope
 from carefabric.store.models import PEER_BUCKETS, PeerCallStat
-from sandbox import EHR_CLIENT_ID
+from sandbox import EHR_CLIENT_ID, ERP_TOKEN
 from sandbox.runner import SandboxServers
 
 NO_WAIT: Callable[[float], None] = lambda _: None  # noqa: E731 - the retry budget's sleep, skipped
@@ -171,6 +173,67 @@ def test_another_process_adds_its_calls_when_it_exits(peers: SandboxServers, eng
     subprocess.run([sys.executable, "-c", CHILD, url, peers.erp_url], check=True, timeout=300, cwd=tmp_path)
     found = samples(scrape(engine).get("/metrics").text)
     assert by_labels(found, "carefabric_peer_requests_total", "code", peer="erp", route="/companies") == {("200",): 5}
+
+
+def test_clients_from_airflow_connections_record_into_the_tasks_store(peers: SandboxServers, engine: Engine,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """``carefabric_airflow.http`` binds the recorder to the task's store; without one it writes nowhere."""
+    from carefabric_airflow import engine as task_engine
+    from carefabric_airflow.http import erp_client
+
+    port = int(peers.erp_url.rsplit(":", 1)[1])
+    monkeypatch.setenv("AIRFLOW_CONN_ERP_METRICS", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": port, "login": "carefabric", "password": ERP_TOKEN}))
+    missing = tmp_path / "no_store_here.db"
+    monkeypatch.setenv("CAREFABRIC_DB_URL", f"sqlite:///{missing}")
+    task_engine.cache_clear()
+    try:
+        list(erp_client("erp_metrics").master_data("companies"))
+        assert peer_calls.RECORDER.flush() == 0 and not missing.exists()  # no store: none created for metrics
+        monkeypatch.setenv("CAREFABRIC_DB_URL", engine.url.render_as_string(hide_password=False))
+        list(erp_client("erp_metrics").master_data("companies"))
+        assert peer_calls.RECORDER.flush() == 1  # both calls: the first was kept
+    finally:
+        peer_calls.RECORDER.bind(None)
+        if task_engine.cache_info().currsize:
+            task_engine().dispose()
+        task_engine.cache_clear()
+    found = samples(scrape(engine).get("/metrics").text)
+    assert by_labels(found, "carefabric_peer_requests_total", "method", "route", "code", peer="erp") == {
+        ("GET", "/companies", "200"): 2}
+
+
+def test_a_forked_task_process_writes_its_own_calls_at_exit_as_airflow_ends_it(engine: Engine) -> None:
+    """Airflow's task runner forks, clears the inherited exit handlers, runs the task, then runs the
+    handlers registered since and leaves with ``os._exit`` (``supervisor._fork_main``). The child
+    writes its calls; the parent's unwritten ones are not written twice."""
+    import atexit
+    import os
+
+    def stored() -> int:
+        with session_scope(engine) as s:
+            return int(s.scalar(select(func.coalesce(func.sum(PeerCallStat.calls), 0))))
+
+    recorder = peer_calls.RECORDER
+    with recording(engine):
+        recorder.observe("erp", "GET", "/companies", 200, 0.01)  # pending in the parent at the fork
+        engine.dispose()  # no pooled connection crosses the fork
+        pid = os.fork()
+        if pid == 0:  # the task process
+            code = 1
+            try:
+                atexit._clear()  # type: ignore[attr-defined]  # what Airflow does after its fork
+                recorder.observe("erp", "GET", "/companies", 200, 0.01)
+                recorder.observe("erp", "GET", "/companies", 503, 0.01)
+                atexit._run_exitfuncs()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert stored() == 2 and recorder.pending_calls == 1  # the child's two; the parent's one still pending
+    assert stored() == 3
 
 
 def test_recorder_writes_every_n_calls_and_keeps_what_it_could_not_write(engine: Engine, tmp_path: Path) -> None:

@@ -73,7 +73,9 @@ def bulk_client(conn_id: str = CONN_ID) -> Any:
 
     from carefabric.clients.rest import retry_budget
     from carefabric.fhir_bulk import BulkClient
+    from carefabric_airflow.http import record_peer_calls
 
+    record_peer_calls()  # the EHR's response times and status codes, into the task's store
     adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30, max_retries=retry_budget(idempotent_posts=False))
     hook = HttpHook(method="GET", http_conn_id=conn_id, auth_type=_no_basic_auth, adapter=adapter)
     session = hook.get_conn()

@@ -14,6 +14,7 @@ store (``record_peer_calls``; ``carefabric.peer_calls``), written when the task 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,22 +29,29 @@ API_ROOT = "/api/v1"
 DEFAULT_TIMEOUT = 30.0
 
 
-def _opened_store() -> Engine | None:
-    """The task's store engine if this process opened it (a task using a client does), else None.
+def _task_store() -> Engine | None:
+    """The task's store engine (``carefabric_airflow.engine``), or None where there is no store.
 
-    A process that only talks to a peer (a transport test) opens no store for the metrics: the
-    recorder keeps its sums and writes them nowhere.
+    A SQLite store file that does not exist is not created for the metrics (a process that only
+    talks to a peer, e.g. a transport test): the recorder keeps its sums and writes them nowhere.
     """
+    from sqlalchemy.engine import make_url
+
+    from carefabric import config
     from carefabric_airflow import engine
 
-    return engine() if engine.cache_info().currsize else None
+    if not engine.cache_info().currsize:
+        url = make_url(config.db_url())
+        if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+            return None
+    return engine()
 
 
 def record_peer_calls() -> None:
-    """Peer calls of this process are recorded into the task's store (``carefabric_airflow.engine``)."""
+    """Peer calls of this process are recorded into the task's store (``carefabric.peer_calls``)."""
     from carefabric import peer_calls
 
-    peer_calls.RECORDER.bind(_opened_store)
+    peer_calls.RECORDER.bind(_task_store)
 
 
 def rest_client(conn_id: str, *, idempotent_posts: bool = False, api_root: str = API_ROOT) -> RestClient:
