@@ -25,13 +25,16 @@ attempt the budget retried, with its status, as a ``retried`` row without time.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import logging
 import os
 import re
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,6 +55,16 @@ SQLITE_FLUSH_TIMEOUT_MS = 2000
 Key = tuple[Any, str, str, str, int, bool]  # (hour, peer, method, route, code, retried)
 BUCKET_COLUMNS = tuple(column for _, column in PEER_BUCKETS)
 SUM_COLUMNS = ("calls", "total_us", *BUCKET_COLUMNS)
+BOUNDS = tuple(bound for bound, _ in PEER_BUCKETS)
+#: The cumulative bucket counts of one call, by the index of the first bound it fits under
+#: (``bisect_left``: a call of exactly a bound counts in that bucket, as Prometheus' ``le``).
+_CUMULATIVE = tuple(tuple(1 if i >= first else 0 for i in range(len(BOUNDS))) for first in range(len(BOUNDS) + 1))
+
+
+@lru_cache(maxsize=4)
+def _hour(hours_since_epoch: int) -> dt.datetime:
+    """The start of the UTC hour (one datetime per hour, not one per call)."""
+    return dt.datetime.fromtimestamp(hours_since_epoch * 3600, tz=dt.UTC)
 
 
 class PeerCallRecorder:
@@ -85,14 +98,14 @@ class PeerCallRecorder:
         """One call as the caller saw it (its final status, or 0) and the statuses it retried on."""
         if self.engine_factory is None:
             return
-        hour = utcnow().replace(minute=0, second=0, microsecond=0)
+        hour = _hour(int(time.time() // 3600))
         method = method.upper()
-        buckets = [1 if seconds <= bound else 0 for bound, _ in PEER_BUCKETS]
         with self._lock:
             self._exit_hook()
-            self._add((hour, peer, method, route, int(code), False), [1, round(seconds * 1e6), *buckets])
+            self._add((hour, peer, method, route, int(code), False),
+                      [1, round(seconds * 1e6), *_CUMULATIVE[bisect_left(BOUNDS, seconds)]])
             for status in retried:
-                self._add((hour, peer, method, route, int(status or 0), True), [1, 0, *(0 for _ in buckets)])
+                self._add((hour, peer, method, route, int(status or 0), True), [1, 0, *_CUMULATIVE[-1]])
             due = self._unflushed >= self.flush_calls or self.clock() - self._last_flush >= self.flush_seconds
         if due:
             self.flush(wait_ms=SQLITE_FLUSH_TIMEOUT_MS)
