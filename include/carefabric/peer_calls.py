@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_CALLS = 500
 FLUSH_SECONDS = 30.0
-#: A mid-task write on SQLite waits at most this long for another writer, then tries later.
+#: A mid-task write waits at most this long for another writer's lock, then tries later.
 SQLITE_FLUSH_TIMEOUT_MS = 2000
 
 Key = tuple[Any, str, str, str, int, bool]  # (hour, peer, method, route, code, retried)
@@ -154,7 +154,9 @@ class PeerCallRecorder:
 
 @contextmanager
 def _short_wait(conn: Connection, wait_ms: int | None) -> Iterator[None]:
-    """On SQLite, wait at most ``wait_ms`` for another writer (the task may hold one itself)."""
+    """Wait at most ``wait_ms`` for another writer's lock (on SQLite the task may hold one itself)."""
+    if wait_ms is not None and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait_ms)}")  # ends with the transaction
     if wait_ms is None or conn.dialect.name != "sqlite":
         yield
         return
