@@ -106,7 +106,8 @@ def claims_reconciliation() -> None:
 
         context = get_current_context()
         day = business_date(context)
-        summary = {"email": str(sent)[:200], "deadline_misses_resolved": resolve_deadline_misses(engine(), day)}
+        resolved = resolve_deadline_misses(engine(), day, run_id=context["dag_run"].run_id)
+        summary = {"email": str(sent)[:200], "deadline_misses_resolved": resolved}
         announce(context, RECONCILIATION, day, summary)
         return summary
 

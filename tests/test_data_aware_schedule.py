@@ -33,6 +33,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory) -> object:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow_home")))
         mp.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        mp.setenv("AIRFLOW__CORE__PLUGINS_FOLDER", str(DAGS_DIR.parent / "plugins"))  # CloseEmailDue's plugin
         from airflow.dag_processing.dagbag import DagBag
 
         yield DagBag(dag_folder=str(DAGS_DIR))
@@ -71,43 +72,59 @@ def test_close_follows_postings_with_a_time_fallback_and_deadlines(dagbag: objec
     assert _asset_uris(dag.timetable.asset_condition) == {POSTINGS.uri}
     source = dagbag.dags["claims_reconciliation"]
     names = {alert.name: alert for alert in source.deadline}
-    # Fallback run at 05:00 of the business day; email due 06:00 the next morning.
-    assert names["email_by"].interval == dt.timedelta(hours=25)
+    # The email deadline is computed per run on the local calendar (CloseEmailDue), not a fixed interval.
+    assert type(names["email_by"].reference).__name__ == "CloseEmailDue"
+    assert names["email_by"].interval == dt.timedelta(0)
     assert names["email_by"].callback.path == "carefabric_airflow.deadlines.close_deadline_missed"
     assert names["max_duration"].interval == dt.timedelta(minutes=60)
+    # The scheduler's side reads the custom reference back (it finds the class through the plugin).
+    from airflow.serialization.decoders import decode_deadline_alert
+
+    from carefabric_airflow.deadlines import CloseEmailDue
+
+    decoded = {a.name: a for a in map(decode_deadline_alert, dag.deadline)}
+    assert isinstance(decoded["email_by"].reference.inner_ref, CloseEmailDue)
+    assert decoded["max_duration"].reference.reference_name == "DagRunQueuedAtDeadline"
 
 
-@pytest.mark.parametrize(("dag_id", "task_id", "uri"), [
-    ("ehr_ingest", "route_to_billing", "carefabric://ehr/charges"),
-    ("payer_remittance", "summarize", "carefabric://payer/remittances"),
-    ("erp_posting", "settle_and_judge", "carefabric://erp/postings"),
-    ("claims_reconciliation", "close_day", "carefabric://finance/reconciliation"),
+@pytest.mark.parametrize(("start", "tz", "due_utc"), [
+    # The fallback run's interval starts on the business day at the cron's time (05:00 local);
+    # the email is due at 06:00 local the next morning, whatever the clocks did overnight.
+    ("2026-03-02T05:00:00+00:00", "UTC", "2026-03-03T06:00:00+00:00"),
+    ("2026-03-06T10:00:00+00:00", "America/New_York", "2026-03-07T11:00:00+00:00"),  # EST both days
+    ("2026-03-07T10:00:00+00:00", "America/New_York", "2026-03-08T10:00:00+00:00"),  # spring forward: 23 h day
+    ("2026-10-31T09:00:00+00:00", "America/New_York", "2026-11-01T11:00:00+00:00"),  # fall back: 25 h day
+    ("2026-03-28T04:00:00+00:00", "Europe/Berlin", "2026-03-29T04:00:00+00:00"),  # CET -> CEST
 ])
-def test_producers_update_the_assets_consumers_wait_for(dagbag: object, dag_id: str, task_id: str, uri: str) -> None:
-    task = dagbag.dags[dag_id].get_task(task_id)
-    assert [o.uri for o in task.outlets] == [uri]
+def test_close_email_due_follows_the_local_calendar(start: str, tz: str, due_utc: str) -> None:
+    from carefabric_airflow.data_assets import close_email_due
+
+    created = dt.datetime.fromisoformat(start) + dt.timedelta(days=1)
+    assert close_email_due(dt.datetime.fromisoformat(start), created, "06:00", tz) == dt.datetime.fromisoformat(due_utc)
 
 
-def test_sensor_dags_poll_so_manual_runs_never_queue_behind_a_sleeping_sensor(dagbag: object) -> None:
-    for dag_id in ("ehr_ingest", "payer_remittance"):
-        dag = _roundtrip(dagbag.dags[dag_id])
-        assert dag.params["wait_for_files"] is False, dag_id  # scheduled runs take what is there
-        assert dag.timetable.summary.startswith("*/"), dag_id  # and come back soon
+@pytest.mark.parametrize(("created", "due_utc"), [
+    ("2026-03-08T06:30:00+00:00", "2026-03-08T10:00:00+00:00"),  # 01:30 EST, before the clocks change
+    ("2026-03-08T10:00:00+00:00", "2026-03-09T10:00:00+00:00"),  # exactly 06:00 EDT: the next morning
+    ("2026-03-03T23:00:00+00:00", "2026-03-04T11:00:00+00:00"),  # 18:00 EST: tomorrow 06:00
+])
+def test_asset_triggered_close_is_due_at_the_next_deadline_time(created: str, due_utc: str) -> None:
+    from carefabric_airflow.data_assets import close_email_due
+
+    due = close_email_due(None, dt.datetime.fromisoformat(created), "06:00", "America/New_York")
+    assert due == dt.datetime.fromisoformat(due_utc)
 
 
-@pytest.mark.parametrize(("cron", "due", "hours"), [("0 5 * * *", "06:00", 25.0), ("30 4 * * *", "06:00", 25.5),
-                                                    ("0 5 * * *", "04:00", 23.0)])
-def test_close_deadline_interval(cron: str, due: str, hours: float) -> None:
-    from carefabric_airflow.data_assets import close_deadline_interval
+def test_max_duration_takes_decimal_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from carefabric_airflow import deadlines
 
-    assert close_deadline_interval(cron, due) == dt.timedelta(hours=hours)
-
-
-def test_close_deadline_needs_a_daily_cron() -> None:
-    from carefabric_airflow.data_assets import close_deadline_interval
-
-    with pytest.raises(ValueError, match="daily"):
-        close_deadline_interval("*/5 * * * *", "06:00")
+    monkeypatch.setenv("CAREFABRIC_CLOSE_MAX_MINUTES", "0.02")
+    alerts = {a.name: a for a in deadlines.close_deadlines()}
+    assert alerts["max_duration"].interval == dt.timedelta(seconds=1.2)
+    assert alerts["max_duration"].callback.kwargs == {"deadline_name": "finish within 1.2 s"}
+    monkeypatch.setenv("CAREFABRIC_CLOSE_MAX_MINUTES", "0")
+    with pytest.raises(ValueError, match="positive"):
+        deadlines.close_deadlines()
 
 
 def test_event_extra_carries_the_date_and_counts_only() -> None:
@@ -187,8 +204,8 @@ def test_missed_deadline_opens_one_exception_emails_finance_and_resolves_when_cl
             "extra": {"from_email": "carefabric@hospital.example", "disable_tls": True, "disable_ssl": True}}))
         monkeypatch.setenv("AIRFLOW_VAR_CAREFABRIC_FINANCE_RECIPIENTS", "finance@hospital.example")
         # The context Airflow's scheduler hands the callback (Deadline.handle_miss).
-        context = {"dag_run": {"dag_id": "claims_reconciliation", "run_id": "scheduled__2026-03-02T05:00:00+00:00",
-                               "conf": {}, "logical_date": "2026-03-02T05:00:00+00:00",
+        context = {"dag_run": {"dag_id": "claims_reconciliation", "dag_run_id": "scheduled__2026-03-02T05:00:00+00:00",
+                               "state": "running", "conf": {}, "logical_date": "2026-03-02T05:00:00+00:00",
                                "data_interval_start": "2026-03-02T05:00:00+00:00"},
                    "deadline": {"id": "x", "deadline_time": "2026-03-03T06:00:00+00:00"}}
         first = asyncio.run(deadlines.close_deadline_missed("email by 06:00", context=json.loads(json.dumps(context))))
@@ -208,3 +225,25 @@ def test_missed_deadline_opens_one_exception_emails_finance_and_resolves_when_cl
     assert nightly_close.resolve_deadline_misses(engine, DAY) == 1
     with session_scope(engine) as s:
         assert s.get(ExceptionRecord, first).status == "resolved"
+
+
+def test_a_miss_of_an_asset_triggered_run_is_keyed_by_run_and_resolved_by_its_close(engine: Engine) -> None:
+    """No business date in the scheduler's context: the run id keys the miss, and close_day resolves it."""
+    due = dt.datetime(2026, 3, 3, 4, 0, tzinfo=dt.UTC)
+    run_id = "asset_triggered__2026-03-03T03:00:00+00:00_abc"
+    exc_id = nightly_close.record_deadline_miss(engine, dag_id="claims_reconciliation", run_id=run_id, deadline_time=due,
+                                                business_date=None, deadline_name="finish within 60 min")
+    assert nightly_close.resolve_deadline_misses(engine, DAY) == 0  # another run's close: not this one
+    assert nightly_close.resolve_deadline_misses(engine, DAY, run_id=run_id) == 1
+    with session_scope(engine) as s:
+        exc = s.get(ExceptionRecord, exc_id)
+        assert (exc.record_key, exc.status) == (f"claims_reconciliation:{run_id}", "resolved")
+
+
+def test_a_miss_noticed_after_the_run_succeeded_is_recorded_resolved(engine: Engine) -> None:
+    exc_id = nightly_close.record_deadline_miss(
+        engine, dag_id="claims_reconciliation", run_id="scheduled__x", deadline_time=dt.datetime(2026, 3, 3, 6, tzinfo=dt.UTC),
+        business_date=DAY, deadline_name="email by 06:00", finished=True)
+    with session_scope(engine) as s:
+        exc = s.get(ExceptionRecord, exc_id)
+        assert (exc.status, exc.attempts) == ("resolved", 1)  # late, not lost; the metrics still count it

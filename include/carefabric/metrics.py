@@ -248,7 +248,7 @@ def reconciliation(s: Session) -> Iterator[Metric]:
             .group_by(ReconciliationItem.check_name, ReconciliationItem.status)
         ):
             items.add_metric([check, status], n)
-            variance.add_metric([check], cents)
+            variance.add_metric([check], float(cents))  # PostgreSQL's sum() is a Decimal
     return iter((runs, items, _merge(variance), day))
 
 

@@ -37,8 +37,15 @@ def record_deadline_miss(
     deadline_time: dt.datetime,
     business_date: dt.date | None,
     deadline_name: str,
+    finished: bool = False,
 ) -> int:
-    """Open (or count again) the ``DEADLINE_MISSED`` exception of this DAG and night; its id."""
+    """Open (or count again) the ``DEADLINE_MISSED`` exception of this DAG and night; its id.
+
+    ``finished``: the run had already succeeded when the miss was noticed (late, not lost), so
+    the exception is resolved at once; it still counts in the metrics. Without a business date
+    (an asset-triggered run) the key is the run id, which ``close_day`` resolves as well.
+    """
+    key = deadline_key(dag_id, business_date, run_id)
     with session_scope(engine) as session:
         exc = exceptions_repo.open_exception(
             session,
@@ -46,12 +53,15 @@ def record_deadline_miss(
             reason_code=DEADLINE_MISSED,
             interface=dag_id,
             record_type="dag_run",
-            record_key=deadline_key(dag_id, business_date, run_id),
+            record_key=key,
             summary=f"{deadline_name}: {dag_id} not finished by {deadline_time.isoformat(timespec='minutes')}",
             detail={"run_id": run_id, "deadline": deadline_time.isoformat(), "deadline_name": deadline_name,
                     "business_date": business_date.isoformat() if business_date else None},
         )
         session.flush()
+        if finished:
+            exceptions_repo.resolve_for(session, record_type="dag_run", record_keys=[key], reason_codes=[DEADLINE_MISSED],
+                                        note="the run had finished (late) when the miss was noticed")
         return int(exc.id)
 
 
@@ -75,10 +85,16 @@ def day_closed(engine: Engine, business_date: dt.date) -> bool:
     return posted is None or posted <= closed
 
 
-def resolve_deadline_misses(engine: Engine, business_date: dt.date, dag_id: str = CLOSE_INTERFACE) -> int:
-    """The close finished: the night's open ``DEADLINE_MISSED`` exception is resolved (late, but done)."""
+def resolve_deadline_misses(
+    engine: Engine, business_date: dt.date, dag_id: str = CLOSE_INTERFACE, run_id: str | None = None
+) -> int:
+    """The close finished: the night's open ``DEADLINE_MISSED`` exception is resolved (late, but done).
+
+    ``run_id``: also the one keyed by this run (a miss of an asset-triggered run has no date).
+    """
+    keys = [deadline_key(dag_id, business_date, "")] + ([deadline_key(dag_id, None, run_id)] if run_id else [])
     with session_scope(engine) as session:
         return exceptions_repo.resolve_for(
-            session, record_type="dag_run", record_keys=[deadline_key(dag_id, business_date, "")],
+            session, record_type="dag_run", record_keys=keys,
             reason_codes=[DEADLINE_MISSED], note="the close finished after its deadline",
         )

@@ -82,19 +82,35 @@ def reconciliation_schedule() -> AssetOrTimeSchedule:
     )
 
 
-def close_deadline_interval(cron: str = CLOSE_FALLBACK_CRON, deadline: str = CLOSE_DEADLINE) -> dt.timedelta:
-    """How long after a close run's logical date finance must have the email.
+def close_email_due(
+    interval_start: dt.datetime | None,
+    created: dt.datetime,
+    deadline: str = CLOSE_DEADLINE,
+    tz: str | None = None,
+) -> dt.datetime:
+    """When finance must have a close run's email (UTC): ``deadline`` local time, computed per run.
 
-    The fallback run's logical date is the start of its data interval: the business day at the
-    cron's time. The deadline is ``deadline`` local time on the following day, so the interval
-    is one day plus (deadline - cron time). Only a daily ``M H * * *`` cron is accepted.
+    * A run with a data interval (the fallback run) closes the interval's start date: the email
+      is due at ``deadline`` local time on the following day.
+    * An asset-triggered run has no interval (and its events are attached only after the run is
+      created): the email is due at the first ``deadline`` local time after the run was created.
+
+    Computed on the local calendar (``zoneinfo``), not as a fixed interval after the logical
+    date: on the nights the clocks change the local day is 23 or 25 hours long, and a fixed
+    ``1 day + (deadline - cron)`` would be an hour off.
     """
-    minute, hour, *rest = cron.split()
-    if rest != ["*", "*", "*"] or not (minute.isdigit() and hour.isdigit()):
-        raise ValueError(f"the close cron must be daily 'M H * * *', not {cron!r}")
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz or timezone())
     due = dt.time.fromisoformat(deadline)
-    start = dt.timedelta(hours=int(hour), minutes=int(minute))
-    return dt.timedelta(days=1, hours=due.hour, minutes=due.minute) - start
+    if interval_start is not None:
+        day = interval_start.astimezone(zone).date() + dt.timedelta(days=1)
+        return dt.datetime.combine(day, due, tzinfo=zone).astimezone(dt.UTC)
+    local = created.astimezone(zone)
+    candidate = dt.datetime.combine(local.date(), due, tzinfo=zone)
+    if candidate <= local:
+        candidate = dt.datetime.combine(local.date() + dt.timedelta(days=1), due, tzinfo=zone)
+    return candidate.astimezone(dt.UTC)
 
 
 def event_extra(business_date: dt.date, summary: dict[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 Two alerts guard ``claims_reconciliation``:
 
-* ``email_by``: the fallback (time-scheduled) run must finish by ``CAREFABRIC_CLOSE_DEADLINE``
-  local time (default 06:00) on the day after its business date. Its logical date is the start
-  of its data interval (the business day at the close cron's time), so the interval is computed
-  from the cron and the deadline (``data_assets.close_deadline_interval``). Asset-triggered runs
-  have no logical date; Airflow creates no logical-date deadline for them.
-* ``max_duration``: every run, asset-triggered ones included, must finish within
-  ``CAREFABRIC_CLOSE_MAX_MINUTES`` (default 60) of being queued.
+* ``email_by``: finance must have the email by ``CAREFABRIC_CLOSE_DEADLINE`` local time
+  (default 06:00). The due time is computed per run on the local calendar
+  (``data_assets.close_email_due``) by a custom deadline reference, ``CloseEmailDue``: a fixed
+  interval after the logical date would be an hour off on the nights the clocks change. The
+  fallback run is due the morning after its business date; an asset-triggered run (no logical
+  date, no interval) at the first deadline time after it was created. Airflow's scheduler finds
+  a custom reference through a plugin (``plugins/carefabric_deadlines.py``).
+* ``max_duration``: every run must finish within ``CAREFABRIC_CLOSE_MAX_MINUTES`` (default 60;
+  decimals allowed, e.g. ``0.02`` for the live test that must see a miss) of being queued.
 
 A miss runs ``close_deadline_missed`` in the triggerer (``AsyncCallback``): it opens a
 ``DEADLINE_MISSED`` exception (``carefabric.nightly_close``), which the console's queue and the
@@ -26,17 +28,49 @@ from typing import Any
 
 # The names are exported by airflow.sdk at runtime but missing from its type stub (__init__.pyi) in 3.3.
 from airflow.sdk.definitions.callback import AsyncCallback
-from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+from airflow.sdk.definitions.deadline import (
+    BaseDeadlineReference,
+    DeadlineAlert,
+    DeadlineReference,
+    deadline_reference,
+)
 
-from carefabric_airflow.data_assets import CLOSE_DEADLINE, close_deadline_interval
+from carefabric_airflow.data_assets import CLOSE_DEADLINE, close_email_due
 
 log = logging.getLogger(__name__)
 
 SMTP_CONN = "finance_smtp"
 
 
+@deadline_reference
+class CloseEmailDue(BaseDeadlineReference):
+    """The close's email deadline for one run, evaluated by the scheduler when the run is created.
+
+    Registered with the SDK by the decorator (DAG parsing) and with the scheduler by the
+    ``carefabric_deadlines`` plugin (it finds custom references by class path).
+    """
+
+    required_kwargs = {"dag_id", "run_id"}
+
+    def _evaluate_with(self, *, session: Any, **kwargs: Any) -> dt.datetime | None:
+        from airflow.models import DagRun
+        from sqlalchemy import select
+
+        row = session.execute(
+            select(DagRun.data_interval_start, DagRun.run_after)
+            .where(DagRun.dag_id == kwargs["dag_id"], DagRun.run_id == kwargs["run_id"])
+        ).first()
+        if row is None:
+            return None
+        return close_email_due(row.data_interval_start, row.run_after)
+
+
 def _business_date(dag_run: dict[str, Any]) -> dt.date | None:
-    """The night the run closes: its ``business_date`` param, else its data interval's start."""
+    """The night the run closes: its ``business_date`` param, else its data interval's start.
+
+    None for an asset-triggered run: its date travels in the triggering events, which the
+    scheduler does not hand the callback; the miss is then keyed by the run id.
+    """
     conf = dag_run.get("conf") or {}
     if conf.get("business_date"):
         return dt.date.fromisoformat(str(conf["business_date"]))
@@ -54,9 +88,13 @@ def handle_miss(context: dict[str, Any], deadline_name: str) -> int:
     due = deadline.get("deadline_time")
     due_at = dt.datetime.fromisoformat(str(due)) if due else dt.datetime.now(dt.UTC)
     day = _business_date(dag_run)
+    # The scheduler hands the run as Airflow's REST model (DAGRunResponse): ``dag_run_id``, a
+    # snapshot taken when it noticed the miss; a run already successful then was late, not lost.
+    run_id = str(dag_run.get("dag_run_id") or dag_run.get("run_id") or "?")
     exception_id = record_deadline_miss(
-        engine(), dag_id=str(dag_run.get("dag_id", "claims_reconciliation")), run_id=str(dag_run.get("run_id", "?")),
+        engine(), dag_id=str(dag_run.get("dag_id", "claims_reconciliation")), run_id=run_id,
         deadline_time=due_at, business_date=day, deadline_name=deadline_name,
+        finished=dag_run.get("state") == "success",
     )
     try:
         _email(deadline_name, str(dag_run.get("dag_id")), day, due_at, exception_id)
@@ -95,18 +133,31 @@ def close_deadlines() -> list[DeadlineAlert]:
     """
     if os.environ.get("CAREFABRIC_DEADLINE_ALERTS", "on").lower() in {"off", "0", "false", "no"}:
         return []
-    max_minutes = int(os.environ.get("CAREFABRIC_CLOSE_MAX_MINUTES", "60"))
+    longest = max_duration()
     return [
         DeadlineAlert(
             name="email_by",
-            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-            interval=close_deadline_interval(),
+            reference=CloseEmailDue(),
+            interval=dt.timedelta(0),
             callback=AsyncCallback(close_deadline_missed, kwargs={"deadline_name": f"email by {CLOSE_DEADLINE}"}),
         ),
         DeadlineAlert(
             name="max_duration",
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
-            interval=dt.timedelta(minutes=max_minutes),
-            callback=AsyncCallback(close_deadline_missed, kwargs={"deadline_name": f"finish within {max_minutes} min"}),
+            interval=longest,
+            callback=AsyncCallback(close_deadline_missed, kwargs={"deadline_name": f"finish within {_span(longest)}"}),
         ),
     ]
+
+
+def max_duration() -> dt.timedelta:
+    """``CAREFABRIC_CLOSE_MAX_MINUTES`` (decimals allowed: a test sets a few seconds to see a miss)."""
+    minutes = float(os.environ.get("CAREFABRIC_CLOSE_MAX_MINUTES", "60"))
+    if not minutes > 0:
+        raise ValueError(f"CAREFABRIC_CLOSE_MAX_MINUTES must be positive, not {minutes}")
+    return dt.timedelta(minutes=minutes)
+
+
+def _span(delta: dt.timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
