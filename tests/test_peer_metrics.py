@@ -52,6 +52,12 @@ def engine(store_url: str) -> Iterator[Engine]:
         yield eng
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Engine]:
+    with scenario.migrated_store(f"sqlite:///{tmp_path / 'store.db'}") as eng:
+        yield eng
+
+
 class Observed:
     """What the test itself saw: final statuses (response hook), wall time per route."""
 
@@ -164,7 +170,9 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_another_process_adds_its_calls_when_it_exits(peers: SandboxServers, engine: Engine, tmp_path: Path) -> None:
+def test_another_process_adds_its_calls_when_it_exits(peers: SandboxServers, sqlite_store: Engine, tmp_path: Path) -> None:
+    """A fresh interpreter (SQLite only: adding across processes on both databases is the forked test's)."""
+    engine = sqlite_store
     erp = scenario.erp_client(peers.erp_url)
     with recording(engine):
         list(erp.master_data("companies"))
@@ -175,12 +183,15 @@ def test_another_process_adds_its_calls_when_it_exits(peers: SandboxServers, eng
     assert by_labels(found, "carefabric_peer_requests_total", "code", peer="erp", route="/companies") == {("200",): 5}
 
 
-def test_clients_from_airflow_connections_record_into_the_tasks_store(peers: SandboxServers, engine: Engine,
+def test_clients_from_airflow_connections_record_into_the_tasks_store(peers: SandboxServers, sqlite_store: Engine,
                                                                      monkeypatch: pytest.MonkeyPatch,
                                                                      tmp_path: Path) -> None:
-    """``carefabric_airflow.http`` binds the recorder to the task's store; without one it writes nowhere."""
+    """``carefabric_airflow.http`` binds the recorder to the task's store; without one it writes nowhere.
+    (The binding does not depend on the database: SQLite only.)"""
     from carefabric_airflow import engine as task_engine
     from carefabric_airflow.http import erp_client
+
+    engine = sqlite_store
 
     port = int(peers.erp_url.rsplit(":", 1)[1])
     monkeypatch.setenv("AIRFLOW_CONN_ERP_METRICS", json.dumps(
