@@ -110,7 +110,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 def deployment_env(base_env: dict[str, str], home: Path, *, metadata_url: str, executor: str,
                    api_port: int, broker_url: str | None = None, queue: str | None = None,
-                   schedules: bool = False) -> dict[str, str]:
+                   schedules: bool = False, preload: bool = True) -> dict[str, str]:
     """Airflow configuration shared by every component (they must agree on DB, secrets, API)."""
     env = dict(base_env)
     env.update({
@@ -136,6 +136,8 @@ def deployment_env(base_env: dict[str, str], home: Path, *, metadata_url: str, e
     if broker_url:
         env["AIRFLOW__CELERY__BROKER_URL"] = broker_url
         env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + metadata_url
+        if preload:  # heavy imports once per worker, not once per task (as docker-compose.yaml)
+            env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] = "carefabric_airflow.celery_config.CELERY_CONFIG"
     if queue:
         env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] = queue
     return env
@@ -253,9 +255,14 @@ class Api:
         r.raise_for_status()
         return list(r.json()["dag_runs"])
 
-    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         r = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
-        if r.status_code != 200:
-            return [f"(task instances: HTTP {r.status_code})"]
-        return [f"{t['task_id']}[{t.get('map_index', -1)}]={t['state']}" for t in r.json()["task_instances"]
-                if t["state"] not in ("success", "skipped")]
+        r.raise_for_status()
+        return list(r.json()["task_instances"])
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
+        try:
+            tis = self.task_instances(dag_id, run_id)
+        except httpx.HTTPStatusError as exc:
+            return [f"(task instances: HTTP {exc.response.status_code})"]
+        return [f"{t['task_id']}[{t.get('map_index', -1)}]={t['state']}" for t in tis if t["state"] not in ("success", "skipped")]

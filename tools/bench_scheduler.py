@@ -145,25 +145,28 @@ def run_dags_test(world: World, aenv: dict[str, str], order: list[str]) -> dict[
     from airflow_runtime import run_dag
 
     dags: dict[str, dict[str, Any]] = {}
-    t_all = time.perf_counter()
+    t_all, cpu_start = time.perf_counter(), _children_cpu_s()
     for dag_id in order:
         t0 = time.perf_counter()
         state = run_dag(aenv, dag_id, BUSINESS_DATE, {"business_date": BUSINESS_DATE})
         dags[dag_id] = {"state": state, "wall_s": round(time.perf_counter() - t0, 1)}
         say(f"   {dag_id:<24} {state:<8} {dags[dag_id]['wall_s']:7.1f}s")
-    return {"dags": dags, "total_s": round(time.perf_counter() - t_all, 1), "other_runs": []}
+    return {"dags": dags, "total_s": round(time.perf_counter() - t_all, 1), "other_runs": [],
+            "deployment_cpu_s": round(_children_cpu_s() - cpu_start, 1)}
 
 
 def run_on_scheduler(world: World, aenv: dict[str, str], order: list[str], *, executor: str, workers: int,
-                     worker_concurrency: int, redis_db: int, schedules: bool, dag_timeout: float) -> dict[str, Any]:
+                     worker_concurrency: int, redis_db: int, schedules: bool, dag_timeout: float,
+                     preload: bool = True) -> dict[str, Any]:
     """Start the components, unpause the DAGs, trigger them in order over REST, wait, collect."""
     from airflow_services import Api, deployment_env, free_port, running_deployment
 
     queue = f"carefabric_bench_{os.getpid()}" if executor == "CeleryExecutor" else None
     broker = f"redis://127.0.0.1:6379/{redis_db}" if queue else None
     env = deployment_env(aenv, world.base / "airflow_home", metadata_url=world.metadata_url, executor=executor,
-                         api_port=free_port(), broker_url=broker, queue=queue, schedules=schedules)
+                         api_port=free_port(), broker_url=broker, queue=queue, schedules=schedules, preload=preload)
     t_start = time.perf_counter()
+    cpu_start = _children_cpu_s()
     try:
         with running_deployment(env, world.base / "airflow_home", workers=workers if queue else 0,
                                 worker_concurrency=worker_concurrency, queue=queue) as dep:
@@ -188,7 +191,12 @@ def run_on_scheduler(world: World, aenv: dict[str, str], order: list[str], *, ex
     finally:
         if queue:
             _drop_queue(redis_db, queue)
-    return {"dags": dags, "total_s": total, "startup_s": startup_s, "other_runs": others, "process_groups": pids}
+    # Every component was stopped and waited for: what it and its task processes used on the CPU
+    # (a worker that was killed rather than stopped leaves its tasks' share out). Load-independent,
+    # unlike wall time: on 2 cores the day cannot take less than half of it.
+    cpu_s = round(_children_cpu_s() - cpu_start, 1)
+    return {"dags": dags, "total_s": total, "startup_s": startup_s, "other_runs": others, "process_groups": pids,
+            "deployment_cpu_s": cpu_s}
 
 
 def _trigger_and_wait(api: Any, dep: Any, dag_id: str, timeout: float) -> dict[str, Any]:
@@ -207,9 +215,46 @@ def _trigger_and_wait(api: Any, dep: Any, dag_id: str, timeout: float) -> dict[s
            "queued_s": _seconds(run.get("queued_at"), run.get("start_date"))}
     if run["state"] != "success":
         out["not_green"] = api.failed_tasks(dag_id, run_id)
+    try:
+        out["tasks"] = task_profile(api.task_instances(dag_id, run_id))
+    except Exception as exc:  # noqa: BLE001 - the profile is extra; the run's state is the verdict
+        out["tasks"] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
     say(f"   {dag_id:<24} {run['state']:<8} {wall:7.1f}s (run {out['run_s']}s)"
         + (f"  {out['not_green']}" if run["state"] != "success" else ""))
     return out
+
+
+def task_profile(tis: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task: instances, seconds running (sum, max) and waiting queued (sum, max), as the
+    metadata database recorded them; where a run's wall time went beyond the work itself."""
+    out: dict[str, dict[str, Any]] = {}
+    for ti in tis:
+        t = out.setdefault(ti["task_id"], {"n": 0, "run_s": 0.0, "max_run_s": 0.0, "queued_s": 0.0, "max_queued_s": 0.0,
+                                           "first_start": None, "last_end": None, "hosts": []})
+        t["n"] += 1
+        run = ti.get("duration") or 0.0
+        queued = _seconds(ti.get("queued_when"), ti.get("start_date")) or 0.0
+        t["run_s"] = round(t["run_s"] + run, 1)
+        t["max_run_s"] = round(max(t["max_run_s"], run), 1)
+        t["queued_s"] = round(t["queued_s"] + queued, 1)
+        t["max_queued_s"] = round(max(t["max_queued_s"], queued), 1)
+        if ti.get("start_date") and (t["first_start"] is None or ti["start_date"] < t["first_start"]):
+            t["first_start"] = ti["start_date"]
+        if ti.get("end_date") and (t["last_end"] is None or ti["end_date"] > t["last_end"]):
+            t["last_end"] = ti["end_date"]
+        if ti.get("hostname") and ti["hostname"] not in t["hosts"]:
+            t["hosts"].append(ti["hostname"])
+    for t in out.values():
+        t["span_s"] = _seconds(t.pop("first_start"), t.pop("last_end"))
+    return out
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of every descendant this process has reaped so far."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _drop_queue(redis_db: int, queue: str) -> None:
@@ -249,7 +294,8 @@ def run_one(kind: str, root: Path, scenario: Path, counts: dict[str, Any], args:
         else:
             result = run_on_scheduler(world, aenv, order, executor={"local": "LocalExecutor", "celery": "CeleryExecutor"}[kind],
                                       workers=args.workers, worker_concurrency=args.worker_concurrency,
-                                      redis_db=args.redis_db, schedules=args.schedules, dag_timeout=args.dag_timeout)
+                                      redis_db=args.redis_db, schedules=args.schedules, dag_timeout=args.dag_timeout,
+                                      preload=not args.no_preload)
         differences = [f"DAG {d} ended {r['state']}" for d, r in result["dags"].items() if r["state"] != "success"]
         differences += [f"other run {o['dag_id']} {o['run_id']} ended {o['state']}" for o in result["other_runs"]
                         if o["state"] != "success"]
@@ -294,6 +340,7 @@ def table(report: dict[str, Any]) -> str:
             cells.append(f"{d.get('wall_s', '-')}" + ("" if d.get("state") == "success" else f" ({d.get('state')})"))
         lines.append(f"| {dag_id} | " + " | ".join(cells) + " |")
     lines.append("| **total** | " + " | ".join(f"**{results[k]['total_s']}**" for k in kinds) + " |")
+    lines.append("| CPU seconds (all components and tasks) | " + " | ".join(f"{results[k].get('deployment_cpu_s', '-')}" for k in kinds) + " |")
     lines.append("| all runs green, ERP = ground truth | " + " | ".join("yes" if results[k]["green"] else "NO" for k in kinds) + " |")
     return "\n".join(lines)
 
@@ -326,6 +373,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=13, help="Redis db number for the Celery broker (default 13)")
     p.add_argument("--schedules", action="store_true",
                    help="keep the DAGs' own schedules and asset triggers on (runs they create are waited for and judged)")
+    p.add_argument("--no-preload", action="store_true",
+                   help="Celery workers without carefabric_airflow.celery_config (every task imports GX, pandas, pyx12 itself)")
     p.add_argument("--dag-timeout", type=float, default=3600.0, help="seconds to wait for one DAG run")
     p.add_argument("--work", default=None, help="scratch folder (default data/bench/scheduler)")
     p.add_argument("--keep", action="store_true", help="keep the scratch PostgreSQL databases")
