@@ -36,7 +36,10 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory) -> object:
         mp.setenv("AIRFLOW__CORE__PLUGINS_FOLDER", str(DAGS_DIR.parent / "plugins"))  # CloseEmailDue's plugin
         from airflow.dag_processing.dagbag import DagBag
 
-        yield DagBag(dag_folder=str(DAGS_DIR))
+        folder = tmp_path_factory.mktemp("dags")  # the chain's four DAG files only: a quarter of the parse
+        for dag_id in ("ehr_ingest", "payer_remittance", "erp_posting", "claims_reconciliation"):
+            (folder / f"{dag_id}.py").symlink_to(DAGS_DIR / f"{dag_id}.py")
+        yield DagBag(dag_folder=str(folder))
 
 
 def _roundtrip(dag: object) -> object:
