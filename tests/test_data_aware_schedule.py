@@ -213,10 +213,16 @@ def test_missed_deadline_opens_one_exception_emails_finance_and_resolves_when_cl
                    "deadline": {"id": "x", "deadline_time": "2026-03-03T06:00:00+00:00"}}
         first = asyncio.run(deadlines.close_deadline_missed("email by 06:00", context=json.loads(json.dumps(context))))
         again = asyncio.run(deadlines.close_deadline_missed("finish within 60 min", context=context))
+        # Noticed only after the run had succeeded (another night): recorded resolved, no "not finished" notice.
+        done = {"dag_run": {**context["dag_run"], "state": "success", "conf": {"business_date": "2026-03-01"}},
+                "deadline": context["deadline"]}
+        late = asyncio.run(deadlines.close_deadline_missed("email by 06:00", context=done))
     finally:
         sink.stop()
     assert first == again  # one exception per night, counted twice
     with session_scope(engine) as s:
+        assert (s.get(ExceptionRecord, late).status, s.get(ExceptionRecord, late).record_key) == (
+            "resolved", "claims_reconciliation:2026-03-01")
         exc = s.get(ExceptionRecord, first)
         assert (exc.reason_code, exc.status, exc.attempts, exc.record_key) == (
             "DEADLINE_MISSED", "open", 2, "claims_reconciliation:2026-03-02")

@@ -91,26 +91,32 @@ def handle_miss(context: dict[str, Any], deadline_name: str) -> int:
     # The scheduler hands the run as Airflow's REST model (DAGRunResponse): ``dag_run_id``, a
     # snapshot taken when it noticed the miss; a run already successful then was late, not lost.
     run_id = str(dag_run.get("dag_run_id") or dag_run.get("run_id") or "?")
+    finished = dag_run.get("state") == "success"
     exception_id = record_deadline_miss(
         engine(), dag_id=str(dag_run.get("dag_id", "claims_reconciliation")), run_id=run_id,
-        deadline_time=due_at, business_date=day, deadline_name=deadline_name,
-        finished=dag_run.get("state") == "success",
+        deadline_time=due_at, business_date=day, deadline_name=deadline_name, finished=finished,
     )
+    if finished:  # finance has the (late) report already: a "not finished" notice would be wrong
+        log.info("deadline %r missed by %s, finished by then: exception %s recorded resolved", deadline_name,
+                 run_id, exception_id)
+        return exception_id
     try:
-        _email(deadline_name, str(dag_run.get("dag_id")), day, due_at, exception_id)
+        _email(deadline_name, str(dag_run.get("dag_id")), day or run_id, due_at, exception_id)
     except Exception:  # noqa: BLE001 - the exception queue holds the miss; a mail outage must not lose it
         log.exception("deadline notice e-mail not sent (exception %s is open)", exception_id)
     return exception_id
 
 
-def _email(deadline_name: str, dag_id: str, day: dt.date | None, due_at: dt.datetime, exception_id: int) -> None:
+def _email(deadline_name: str, dag_id: str, night: dt.date | str, due_at: dt.datetime, exception_id: int) -> None:
+    """The notice; ``night`` is the business date, or the run id of an asset-triggered run (no date known)."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     from carefabric_airflow import variable
 
     recipients = [r.strip() for r in variable("carefabric_finance_recipients", "finance@hospital.example").split(",")]
-    subject = f"carefabric: nightly close {day or ''} late ({deadline_name})"
-    body = (f"<p>The nightly close ({dag_id}) for business date {day or 'unknown'} had not finished by "
+    which, label = (f"business date {night}", f" {night}") if isinstance(night, dt.date) else (f"run {night}", "")
+    subject = f"carefabric: nightly close{label} late ({deadline_name})"
+    body = (f"<p>The nightly close ({dag_id}) for {which} had not finished by "
             f"{due_at.isoformat(timespec='minutes')}.</p><p>Exception #{exception_id} (DEADLINE_MISSED) is open "
             "in the carefabric console; it resolves itself when the close finishes.</p>")
     with SmtpHook(smtp_conn_id=SMTP_CONN) as hook:
