@@ -18,7 +18,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, business_date, default_args, engine, variable
+from carefabric_airflow import DAGRUN_TIMEOUT, business_date, default_args, engine, lineage, variable
 
 INTERFACE = "bank_statement"
 INBOUND = "/inbound/bank"
@@ -57,7 +57,8 @@ def bank_statement() -> None:
         wait = get_current_context()["params"]["wait_for_files"]
         return PokeReturnValue(is_done=bool(found) or not wait, xcom_value=found)
 
-    @task
+    @task(inlets=lineage.peer(lineage.BANK_SFTP, INBOUND),
+          outlets=[lineage.handoff(INTERFACE), *lineage.peer(lineage.BANK_SFTP, "archive/bank")])
     def fetch(_: list[str]) -> list[str]:
         """Stage every waiting statement in the handoff store and archive the originals on the server."""
         from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -66,7 +67,8 @@ def bank_statement() -> None:
 
         return fetch_bank_statements(SFTPHook(ssh_conn_id=_conn_id()), engine(), inbound=INBOUND)
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, inlets=[lineage.handoff(INTERFACE)],
+          outlets=lineage.store("bank_deposits", "exceptions"))
     def process(path: str) -> dict:
         """Read one staged statement (from the handoff store: any worker may run this)."""
         from carefabric_airflow.bank_transport import process_staged_statement

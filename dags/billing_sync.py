@@ -13,7 +13,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, business_date, default_args, engine
+from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, business_date, default_args, engine, lineage
 from carefabric_airflow.data_assets import BILLING
 
 INTERFACE = "billing_sync"
@@ -33,7 +33,8 @@ INTERFACE = "billing_sync"
     tags=["carefabric", "billing", "rest", "incremental"],
 )
 def billing_sync() -> None:
-    @task(pool="billing_api")
+    @task(pool="billing_api", inlets=lineage.peer(lineage.BILLING_API, "claims", "payments", "patient-balances"),
+          outlets=lineage.store(*lineage.BILLING))
     def pull_changes() -> dict:
         from carefabric.interfaces.billing_sync import sync_window
 
@@ -50,13 +51,13 @@ def billing_sync() -> None:
             before = end or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         return sync_window(engine(), billing_client(), since=since, before=before)
 
-    @task(pool="billing_api")
+    @task(pool="billing_api", inlets=lineage.peer(lineage.BILLING_API, "charges"), outlets=lineage.store("billing_charges"))
     def pull_accepted_charges() -> int:
         from carefabric.interfaces.billing_sync import sync_accepted_charges
 
         return sync_accepted_charges(engine(), billing_client(), business_date(get_current_context()))
 
-    @task(outlets=[BILLING])
+    @task(outlets=[BILLING], inlets=lineage.store("remittances", "remit_claims", "billing_claims"))
     def match_remittances(pulled: dict, charges: int) -> dict:
         from carefabric.interfaces.billing_sync import match_remittance_claims
 

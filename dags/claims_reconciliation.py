@@ -26,6 +26,7 @@ from carefabric_airflow import (
     default_args,
     engine,
     erp_client,
+    lineage,
     variable,
 )
 from carefabric_airflow.data_assets import RECONCILIATION, announce, reconciliation_schedule
@@ -62,14 +63,16 @@ def claims_reconciliation() -> None:
             return True
         return not day_closed(engine(), business_date(context))
 
-    @task(pool="billing_api")
+    @task(pool="billing_api", inlets=lineage.peer(lineage.BILLING_API, "charges"), outlets=lineage.store("billing_charges"))
     def refresh_billing_charges() -> int:
         from carefabric.interfaces.claims_reconciliation import refresh_billing_charges
 
         # the charge window, not just the day: a late charge is billed under an earlier service date
         return refresh_billing_charges(engine(), billing_client(), business_date(get_current_context()))
 
-    @task
+    @task(inlets=[*lineage.store("charges", "billing_charges", "remittances", "bank_deposits", "erp_postings"),
+                  *lineage.peer(lineage.ERP_API, "journal-batches", "account-balances")],
+          outlets=lineage.store(*lineage.RECONCILIATION))
     def reconcile(_: int) -> dict:
         from carefabric.interfaces.claims_reconciliation import reconcile_day
 
@@ -78,7 +81,7 @@ def claims_reconciliation() -> None:
                                               window_days=window)
         return {"run_id": run_id, "items": len(items), "unmatched": totals.get("unmatched_total", 0)}
 
-    @task
+    @task(inlets=lineage.store(*lineage.RECONCILIATION), outlets=lineage.peer(lineage.FINANCE_MAIL, "reconciliation-report"))
     def email_finance(result: dict) -> str:
         from carefabric.interfaces.reconciliation_email import report_for_run
         from carefabric_airflow.email import send_report

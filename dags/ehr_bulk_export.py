@@ -27,7 +27,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, setup, task, teardown
 
-from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, engine
+from carefabric_airflow import DAGRUN_TIMEOUT, assets, billing_client, business_date, engine, lineage
 from carefabric_airflow.fhir_bulk import WaitForBulkExport, bulk_default_args
 
 INTERFACE = "ehr_bulk_export"
@@ -58,7 +58,7 @@ def ehr_bulk_export() -> None:
         status_url = bulk_client().kick_off(types=TYPES, since=since, until=until, group=export_group())
         return {"status_url": status_url, "since": since.isoformat(), "until": until.isoformat()}
 
-    @task
+    @task(inlets=lineage.peer(lineage.EHR_FHIR, "$export"), outlets=[lineage.landing("fhir_bulk")])
     def download(manifest: dict) -> list[str]:
         from carefabric.fhir_bulk.pull import bulk_landing
         from carefabric.fhir_bulk.status import Manifest
@@ -66,13 +66,14 @@ def ehr_bulk_export() -> None:
 
         return [str(p) for p in bulk_client().download(Manifest.from_dict(manifest), bulk_landing())]
 
-    @task
+    @task(inlets=[lineage.landing("fhir_bulk")], outlets=lineage.store(*lineage.RAW, *lineage.CLINICAL, "exceptions"))
     def ingest(paths: list[str]) -> dict:
         from carefabric.fhir_bulk.pull import ingest_downloads
 
         return ingest_downloads(paths, engine(), business_date=business_date(get_current_context()))
 
-    @task(pool="billing_api", outlets=[assets()["charges"]])
+    @task(pool="billing_api", outlets=[assets()["charges"], *lineage.peer(lineage.BILLING_API, "charges:batch")],
+          inlets=lineage.store("charges"))
     def route_to_billing(summary: dict) -> dict:
         from carefabric.interfaces.ehr_ingest import route_charges
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, PokeReturnValue, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, business_date, default_args, engine
+from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, business_date, default_args, engine, lineage
 from carefabric_airflow.data_assets import CHARGES, announce
 
 INTERFACE = "ehr_ingest"
@@ -50,14 +50,16 @@ def ehr_ingest() -> None:
         files = pending_files(landing_dir(), engine(), include_processed=params["include_processed"])
         return PokeReturnValue(is_done=bool(files) or not params["wait_for_files"], xcom_value=files)
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, inlets=[lineage.landing()],
+          outlets=lineage.store(*lineage.RAW, *lineage.CLINICAL, "exceptions"))
     def ingest(path: str) -> dict:
         from carefabric.interfaces.ehr_ingest import ingest_file
 
         return ingest_file(Path(path), engine(), business_date=business_date(get_current_context()))
 
     # all_done: a file that failed must not keep the other files' charges from billing.
-    @task(pool="billing_api", outlets=[CHARGES], trigger_rule="all_done")
+    @task(pool="billing_api", outlets=[CHARGES, *lineage.peer(lineage.BILLING_API, "charges:batch")],
+          inlets=lineage.store("charges"), trigger_rule="all_done")
     def route_to_billing(results: list[dict]) -> dict:
         from carefabric.interfaces.ehr_ingest import route_charges
 

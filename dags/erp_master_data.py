@@ -12,7 +12,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, default_args, engine, erp_client
+from carefabric_airflow import DAGRUN_TIMEOUT, default_args, engine, erp_client, lineage
 from carefabric_airflow.data_assets import MASTER_DATA
 
 INTERFACE = "erp_master_data"
@@ -31,7 +31,8 @@ INTERFACE = "erp_master_data"
     tags=["carefabric", "erp", "master-data", "crosswalks"],
 )
 def erp_master_data() -> None:
-    @task(pool="erp_api", outlets=[MASTER_DATA])
+    @task(pool="erp_api", inlets=lineage.peer(lineage.ERP_API, *lineage.ERP_MASTER_LISTS),
+          outlets=[MASTER_DATA, *lineage.store(*lineage.MASTER)])
     def replicate() -> dict:
         from carefabric.interfaces.erp_master_data import replicate as replicate_lists
 
@@ -46,7 +47,7 @@ def erp_master_data() -> None:
             print(f"drift: {finding['kind']} {finding['key']} -> {finding['value']}")
         return findings
 
-    @task
+    @task(inlets=lineage.store("exceptions", *lineage.MASTER))
     def find_resolvable(findings: list[dict]) -> list[int]:
         from carefabric.interfaces.erp_master_data import resolvable_exceptions
 

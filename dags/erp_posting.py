@@ -29,6 +29,7 @@ from carefabric_airflow import (
     default_args,
     engine,
     erp_client,
+    lineage,
     variable,
 )
 from carefabric_airflow.data_assets import POSTINGS, announce, posting_schedule
@@ -50,7 +51,8 @@ INTERFACE = "erp_posting"
     tags=["carefabric", "erp", "gl", "posting"],
 )
 def erp_posting() -> None:
-    @task
+    @task(inlets=lineage.store(*lineage.CLINICAL, "remittances", "remit_claims", "bank_deposits"),
+          outlets=lineage.store(*lineage.POSTINGS))
     def build_documents() -> int:
         """Every record no live document carries yet becomes part of one, stored before sending."""
         from carefabric.interfaces.erp_posting import build_day
@@ -58,7 +60,8 @@ def erp_posting() -> None:
         mode = variable("carefabric_posting_mode", "summary")
         return len(build_day(engine(), business_date(get_current_context()), mode=mode))
 
-    @task(pool="erp_api")
+    @task(pool="erp_api", inlets=lineage.store("erp_postings", "erp_posting_lines"),
+          outlets=lineage.peer(lineage.ERP_API, *lineage.ERP_DOCUMENTS))
     def send_documents(_: int) -> dict:
         """Claim, look up if sent before, send; transient faults leave documents for the retry."""
         from carefabric.clients.rest import TransientError
@@ -73,7 +76,7 @@ def erp_posting() -> None:
             raise TransientError(f"{len(left)} document(s) of {day} not confirmed by the ERP yet")
         return {"sent": len(outcomes), "outcomes": sorted(set(outcomes.values()))}
 
-    @task(outlets=[POSTINGS])
+    @task(outlets=[POSTINGS, *lineage.store("erp_postings", "exceptions")], inlets=lineage.store("erp_postings"))
     def settle_and_judge(sent: dict) -> dict:
         """Rejected or unsent documents fail the run here, after the rest of the day posted."""
         from carefabric.interfaces.erp_posting import settle_day

@@ -12,7 +12,15 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, billing_client, default_args, engine, erp_client, variable
+from carefabric_airflow import (
+    DAGRUN_TIMEOUT,
+    billing_client,
+    default_args,
+    engine,
+    erp_client,
+    lineage,
+    variable,
+)
 
 INTERFACE = "exception_replay"
 
@@ -41,7 +49,7 @@ INTERFACE = "exception_replay"
     tags=["carefabric", "exceptions", "replay", "manual"],
 )
 def exception_replay() -> None:
-    @task
+    @task(inlets=lineage.store("exceptions"))
     def select_exceptions() -> list[int]:
         import datetime as dt
 
@@ -60,7 +68,9 @@ def exception_replay() -> None:
             return replayable_ids(s, chosen, date_from=dt.date.fromisoformat(start) if start else None,
                                   date_to=dt.date.fromisoformat(end) if end else None)
 
-    @task(pool="erp_api")
+    @task(pool="erp_api", inlets=lineage.store("exceptions", *lineage.CLINICAL, *lineage.REMITTANCE[:2]),
+          outlets=[*lineage.peer(lineage.BILLING_API, "charges:batch"), *lineage.peer(lineage.ERP_API, *lineage.ERP_DOCUMENTS),
+                   *lineage.store("exceptions", "exception_events", *lineage.POSTINGS)])
     def replay(ids: list[int]) -> dict:
         from carefabric.interfaces.exception_replay import replay as replay_ids
 

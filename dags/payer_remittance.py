@@ -18,7 +18,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, PokeReturnValue, dag, get_current_context, task
 
-from carefabric_airflow import DAGRUN_TIMEOUT, business_date, default_args, engine, json_variable
+from carefabric_airflow import DAGRUN_TIMEOUT, business_date, default_args, engine, json_variable, lineage
 from carefabric_airflow.data_assets import REMITTANCES, announce
 
 INTERFACE = "payer_remittance"
@@ -54,7 +54,8 @@ def payer_remittance() -> None:
         wait = get_current_context()["params"]["wait_for_files"]
         return PokeReturnValue(is_done=bool(found) or not wait, xcom_value=found)
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, inlets=lineage.peer(lineage.PAYER_SFTP, "inbound"),
+          outlets=[lineage.handoff(INTERFACE), *lineage.peer(lineage.PAYER_SFTP, "archive"), *lineage.store("inbound_files")])
     def fetch(remote_path: str) -> dict | None:
         """Stage one file in the handoff store and move the original into the server's archive."""
         from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -64,7 +65,8 @@ def payer_remittance() -> None:
         return fetch_remittance(SFTPHook(ssh_conn_id=SFTP_CONN), remote_path, engine(), inbound=INBOUND,
                                 archive=ARCHIVE)
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, inlets=[lineage.handoff(INTERFACE)],
+          outlets=lineage.store(*lineage.REMITTANCE, "exceptions"))
     def process(fetched: dict | None) -> dict:
         """Validate, parse, balance, map and store the staged file (read from the handoff store)."""
         from carefabric_airflow.payer_transport import process_staged

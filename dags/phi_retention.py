@@ -19,7 +19,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from carefabric_airflow import default_args, engine, json_variable, variable
+from carefabric_airflow import default_args, engine, json_variable, lineage, variable
 
 INTERFACE = "phi_retention"
 
@@ -37,7 +37,8 @@ INTERFACE = "phi_retention"
     tags=["carefabric", "retention", "phi", "maintenance"],
 )
 def phi_retention() -> None:
-    @task(execution_timeout=dt.timedelta(hours=2))
+    @task(execution_timeout=dt.timedelta(hours=2), inlets=lineage.store(*lineage.RAW, "raw_message_versions", "exceptions"),
+          outlets=lineage.store(*lineage.RAW, "raw_message_versions", "audit_log"))
     def purge_and_reclaim() -> dict:
         from carefabric.store.retention import RetentionPolicy, run
 

@@ -39,6 +39,14 @@ def airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, st
         }
     )
     env.update(extra or {})
+    # OpenLineage events to a file under the data folder (tools/openlineage_sandbox.py); values set win.
+    from openlineage_sandbox import sandbox_env
+
+    from carefabric.config import data_dir
+
+    data = Path(env["CAREFABRIC_DATA_DIR"]) if env.get("CAREFABRIC_DATA_DIR") else data_dir()
+    for key, value in sandbox_env(data).items():
+        env.setdefault(key, value)
     return env
 
 

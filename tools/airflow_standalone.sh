@@ -17,6 +17,8 @@ $PY -m sandbox start
 $PY tools/airflow_ui_setup.py
 echo "Airflow UI: http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT  (users admin, operator, viewer; passwords"
 echo "  printed by Airflow in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated, mode 0600)"
+# OpenLineage events of every task and run, one JSON line each, in data/lineage/openlineage.jsonl
+eval "$($PY tools/openlineage_sandbox.py "${CAREFABRIC_DATA_DIR:-$PWD/data}")"
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags" AIRFLOW__CORE__PLUGINS_FOLDER="$PWD/plugins" AIRFLOW__CORE__LOAD_EXAMPLES=False
 # Console roles (see README): viewer reads; operator (Airflow role USER: may trigger DAG runs) acts.
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin,operator:user,viewer:viewer}"

@@ -31,14 +31,18 @@ T = TypeVar("T")
 SETTING = "CAREFABRIC_HANDOFF_URL"
 
 
+def handoff_url() -> str:
+    """The handoff store's URL (``CAREFABRIC_HANDOFF_URL``, else the data folder's ``handoff``)."""
+    from carefabric.config import data_dir
+
+    return os.environ.get(SETTING) or f"file://{data_dir().resolve() / 'handoff'}"
+
+
 def handoff_root() -> Any:
     """The ``ObjectStoragePath`` under which tasks stage files for each other."""
     from airflow.sdk import ObjectStoragePath
 
-    from carefabric.config import data_dir
-
-    url = os.environ.get(SETTING) or f"file://{data_dir().resolve() / 'handoff'}"
-    return ObjectStoragePath(url)
+    return ObjectStoragePath(handoff_url())
 
 
 def new_slot(interface: str, *parts: str) -> Any:
