@@ -88,7 +88,12 @@ def test_business_day_through_every_dag(tmp_path: Path, store_db: str, monkeypat
         "ERP and billing databases": b"".join(peer_databases),
         "exception summaries": json.dumps(report["exceptions"]).encode(),
         "Airflow task logs": b"".join(p.read_bytes() for p in (data / "airflow_home").rglob("*.log")),
+        "OpenLineage events": (data / "lineage" / "openlineage.jsonl").read_bytes(),
     }
+    # Every interface's tasks sent START and COMPLETE with their datasets (tests/test_lineage.py).
+    from test_lineage import check_day_lineage
+
+    check_day_lineage(data, store_db)
     for place, content in places.items():
         leaked = sorted(v for v in phi if v.encode() in content)
         assert not leaked, f"PHI in {place}: {leaked[:3]}"
