@@ -80,6 +80,9 @@ def test_business_day_through_every_dag(tmp_path: Path, store_db: str, monkeypat
     assert any(e["reason"] == "UNKNOWN_CDM" and e["status"] == "replayed" for e in report["exceptions"])
     assert report["email"] and Path(report["email"]).read_bytes().count(b"Content-Type: text/csv") == 1
 
+    # The close's checkpoint built the night's Data Docs (tests/test_quality_data_docs.py reads the pages).
+    assert (data / "gx" / "data_docs" / "days" / f"{BUSINESS_DATE}.html").is_file()
+
     # No PHI outside the raw message store: not in the email, the peers' databases, exceptions or logs.
     phi = _phi_values(scenario)
     assert len(phi) > 20
@@ -88,6 +91,7 @@ def test_business_day_through_every_dag(tmp_path: Path, store_db: str, monkeypat
         "ERP and billing databases": b"".join(peer_databases),
         "exception summaries": json.dumps(report["exceptions"]).encode(),
         "Airflow task logs": b"".join(p.read_bytes() for p in (data / "airflow_home").rglob("*.log")),
+        "Data Docs and GX results": b"".join(p.read_bytes() for p in (data / "gx").rglob("*") if p.is_file()),
         "OpenLineage events": (data / "lineage" / "openlineage.jsonl").read_bytes(),
     }
     # Every interface's tasks sent START and COMPLETE with their datasets (tests/test_lineage.py).
