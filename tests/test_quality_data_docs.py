@@ -144,9 +144,13 @@ def test_the_email_links_the_nights_data_docs(night: dict[str, Any]) -> None:
 
 def test_the_default_link_is_the_console_route(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CAREFABRIC_DATA_DOCS_URL", raising=False)
-    assert docs_site.data_docs_url(dt.date(2026, 11, 23)) == (
-        "http://localhost:8080/carefabric/data-docs/days/2026-11-23.html"
-    )
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    day = dt.date(2026, 11, 23)
+    assert docs_site.data_docs_url(day) == "http://localhost:8080/carefabric/data-docs/days/2026-11-23.html"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example/ops/")
+    assert docs_site.data_docs_url(day) == "https://airflow.example/ops/carefabric/data-docs/days/2026-11-23.html"
+    monkeypatch.setenv("CAREFABRIC_DATA_DOCS_URL", "https://docs.example/gx")
+    assert docs_site.data_docs_url(day) == "https://docs.example/gx/days/2026-11-23.html"
 
 
 def test_resolve_in_site_refuses_a_symlink_out(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ share in production, like the archive)::
     data/gx/data_docs/days/<YYYY-MM-DD>.html     carefabric's page for one night: the link target
 
 The link in the finance email is ``CAREFABRIC_DATA_DOCS_URL`` (the site's base URL) followed by
-``days/<date>.html``; by default the console's read-only route behind Airflow's login,
-``http://localhost:8080/carefabric/data-docs/``.
+``days/<date>.html``; by default the console's read-only route behind Airflow's login under
+``AIRFLOW__API__BASE_URL``, or ``http://localhost:8080/carefabric/data-docs/`` without it.
 """
 
 from __future__ import annotations
@@ -47,8 +47,17 @@ def day_page(day: dt.date) -> str:
 
 
 def base_url() -> str:
-    """The site's base URL, ending in '/': ``CAREFABRIC_DATA_DOCS_URL`` or the console route."""
-    return (os.environ.get("CAREFABRIC_DATA_DOCS_URL") or DEFAULT_BASE_URL).rstrip("/") + "/"
+    """The site's base URL, ending in '/': ``CAREFABRIC_DATA_DOCS_URL``, else the console route
+    under Airflow's own ``AIRFLOW__API__BASE_URL`` when that is a full URL, else localhost:8080."""
+    explicit = os.environ.get("CAREFABRIC_DATA_DOCS_URL")
+    airflow = os.environ.get("AIRFLOW__API__BASE_URL", "")
+    if explicit:
+        url = explicit
+    elif airflow.startswith("http"):
+        url = f"{airflow.rstrip('/')}/carefabric{CONSOLE_ROUTE}/"
+    else:
+        url = DEFAULT_BASE_URL
+    return url.rstrip("/") + "/"
 
 
 def data_docs_url(day: dt.date) -> str:
