@@ -150,6 +150,20 @@ def test_business_date_comes_from_the_triggering_events() -> None:
     assert business_date(interval) == dt.date(2026, 3, 5)
 
 
+@pytest.mark.parametrize(("zone", "cutoff_utc", "day"), [
+    ("Asia/Tokyo", dt.datetime(2026, 3, 4, 18, tzinfo=dt.UTC), dt.date(2026, 3, 5)),  # 03:00 JST on the 5th
+    ("Europe/Berlin", dt.datetime(2026, 3, 5, 2, tzinfo=dt.UTC), dt.date(2026, 3, 5)),
+    ("America/New_York", dt.datetime(2026, 3, 5, 8, tzinfo=dt.UTC), dt.date(2026, 3, 5)),
+])
+def test_a_cutoff_run_closes_the_hospitals_local_day_east_and_west_of_utc(
+        monkeypatch: pytest.MonkeyPatch, zone: str, cutoff_utc: dt.datetime, day: dt.date) -> None:
+    """The posting cut-off run's interval starts yesterday at 03:00 local; Airflow gives it in UTC."""
+    from carefabric_airflow import business_date
+
+    monkeypatch.setenv("CAREFABRIC_TIMEZONE", zone)
+    assert business_date({"params": {}, "triggering_asset_events": {}, "data_interval_start": cutoff_utc}) == day
+
+
 def test_announce_skips_a_run_that_found_nothing() -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 

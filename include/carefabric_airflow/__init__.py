@@ -163,18 +163,19 @@ def json_variable(name: str, default: dict[str, Any]) -> dict[str, Any]:
 def business_date(context: Any) -> dt.date:
     """The business date a run works on: ``params.business_date`` if given, else the date the
     triggering asset events carry (asset-triggered runs have no interval), else the data
-    interval's start (a nightly run at 02:00 closes the previous day)."""
+    interval's start as a local date (``CAREFABRIC_TIMEZONE``: a nightly run at 02:00 closes the
+    previous day, also east of UTC)."""
     value = (context.get("params") or {}).get("business_date")
     if value:
         return dt.date.fromisoformat(str(value))
-    from carefabric_airflow.data_assets import business_date_from_events
+    from carefabric_airflow.data_assets import business_date_from_events, local_date
 
     if (from_events := business_date_from_events(context)) is not None:  # asset-triggered run
         return from_events
     start = context.get("data_interval_start") or context.get("logical_date")
     if start is None:
-        return dt.date.today() - dt.timedelta(days=1)
-    return start.date()
+        return local_date(dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
+    return local_date(start)
 
 
 # Assets live in ``carefabric_airflow.data_assets`` (one home, with the schedules built on them).

@@ -62,6 +62,17 @@ def timezone() -> str:
     return os.environ.get("CAREFABRIC_TIMEZONE", "UTC")
 
 
+def local_date(value: dt.datetime) -> dt.date:
+    """The hospital's calendar date of an instant (Airflow hands out UTC instants).
+
+    East of UTC, a 03:00 local cut-off is the previous evening in UTC: taking ``.date()`` of the
+    UTC value would name the day before the right business date. A naive value is taken as local.
+    """
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(timezone())).date() if value.tzinfo is not None else value.date()
+
+
 def posting_schedule() -> AssetOrTimeSchedule:
     """erp_posting: both feeds updated, or the cut-off, whichever first.
 

@@ -35,7 +35,7 @@ from airflow.sdk.definitions.deadline import (
     deadline_reference,
 )
 
-from carefabric_airflow.data_assets import CLOSE_DEADLINE, close_email_due
+from carefabric_airflow.data_assets import CLOSE_DEADLINE, close_email_due, local_date
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _business_date(dag_run: dict[str, Any]) -> dt.date | None:
     if conf.get("business_date"):
         return dt.date.fromisoformat(str(conf["business_date"]))
     start = dag_run.get("data_interval_start") or dag_run.get("logical_date")
-    return dt.datetime.fromisoformat(str(start)).date() if start else None
+    return local_date(dt.datetime.fromisoformat(str(start))) if start else None
 
 
 def handle_miss(context: dict[str, Any], deadline_name: str) -> int:
