@@ -23,13 +23,14 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import bulk_pull  # noqa: E402
-from airflow_runtime import airflow_env, ensure_metadata_db, load_settings, run_dag  # noqa: E402
+from airflow_runtime import airflow_env, ensure_metadata_db, load_settings  # noqa: E402
+from dag_test_runner import DagTestRunner  # noqa: E402
 from dayrun import DayRun, Peers  # noqa: E402
 
 from carefabric.store.db import get_engine, session_scope  # noqa: E402
 from carefabric.store.models import Charge as ChargeRow  # noqa: E402
 
-pytestmark = [pytest.mark.slow]  # one whole-DAG run (airflow dags test) with its own metadata DB
+pytestmark = [pytest.mark.slow]  # one whole-DAG run (dag.test() in a process of its own) with its own metadata DB
 
 # after the DAGs' start_date (2026-01-01): Airflow creates no task instance for an earlier logical date
 DAY = dt.date(2026, 11, 20)
@@ -76,7 +77,10 @@ def test_bulk_export_dag_pulls_the_day_into_the_store_and_billing(tmp_path: Path
         requests.post(f"{admin}/_sandbox/settings", json={"polls_before_ready": 2, "retry_after": 1, "status_500_once": True},
                       timeout=10).raise_for_status()
 
-        assert run_dag(aenv, bulk_pull.DAG_ID, DATE, {"business_date": DATE}) == "success"
+        with DagTestRunner() as runner:
+            run = runner.run(aenv, bulk_pull.DAG_ID, DATE, {"business_date": DATE})
+        assert run.state == "success", run
+        assert set(run.tasks.values()) == {"success"} and len(run.tasks) >= 3, run.tasks
 
         ehr = requests.get(f"{admin}/_sandbox/state", timeout=10).json()
         [kick] = [e for e in ehr["events"] if e["kind"] == "kick-off"]

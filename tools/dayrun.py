@@ -74,6 +74,9 @@ class DayRun:
     db_url: str | None = None
     log: Callable[[str], None] = print
     states: dict[str, str] = field(default_factory=dict)
+    # How one DagRun runs: ``airflow dags test`` per run (the demo), or a ``dag_test_runner.DagTestRunner``
+    # (the tests: ``dag.test()`` in one process per Airflow home).
+    runner: Callable[[dict[str, str], str, str, dict[str, Any]], str] = run_dag
 
     @property
     def env(self) -> dict[str, str]:
@@ -151,7 +154,7 @@ class DayRun:
 
     def run(self, aenv: dict[str, str], dag_id: str, conf: dict[str, Any], label: str | None = None) -> str:
         t0 = time.monotonic()
-        state = run_dag(aenv, dag_id, self.business_date, conf)
+        state = self.runner(aenv, dag_id, self.business_date, conf)
         self.states[label or dag_id] = state
         self.log(f"   {label or dag_id:<34} {state:<8} {time.monotonic() - t0:5.1f}s")
         return state
