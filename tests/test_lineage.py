@@ -20,7 +20,7 @@ import yaml
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "tools"))
 
-from openlineage_sandbox import PHI_GUARDS, events_file, sandbox_env  # noqa: E402
+from openlineage_sandbox import EMISSION, PHI_GUARDS, events_file, sandbox_env  # noqa: E402
 
 INTERFACES = ("ehr_ingest", "ehr_bulk_export", "payer_remittance", "billing_sync", "bank_statement",
               "erp_master_data", "erp_posting", "claims_reconciliation", "exception_replay", "phi_retention")
@@ -94,12 +94,14 @@ def test_sandbox_writes_events_under_the_data_folder_with_the_phi_guards(tmp_pat
     policy = json.loads(env["AIRFLOW__OPENLINEAGE__EMISSION_POLICY"])
     assert policy == [{"scope": {}, "locked": True, "controls": {
         "include_source_code": False, "hook_lineage": False, "include_full_task_info": False}}]
+    assert env["AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD"] == "true"
 
 
 def test_production_compose_sends_to_marquez_with_the_same_phi_guards() -> None:
     compose = yaml.safe_load((PROJECT / "docker-compose.yaml").read_text())
     env = compose["x-airflow-common"]["environment"]
-    assert {k: env.get(k) for k in PHI_GUARDS} == PHI_GUARDS
+    shared = {**PHI_GUARDS, **EMISSION}
+    assert {k: env.get(k) for k in shared} == shared
     transport = json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])
     assert transport["type"] == "http" and "${OPENLINEAGE_URL:-http" in transport["url"]
     assert env["AIRFLOW__OPENLINEAGE__NAMESPACE"]
