@@ -34,7 +34,7 @@ from dayrun import PY, DayRun, Peers, run_days  # noqa: E402
 
 def reset(data: Path, env: dict[str, str]) -> None:
     subprocess.run([PY, "-m", "sandbox", "stop"], env=env, capture_output=True)
-    for name in ("sandbox", "landing", "archive", "inbox", "scenario"):
+    for name in ("sandbox", "landing", "archive", "inbox", "scenario", "lineage"):
         shutil.rmtree(data / name, ignore_errors=True)
     for db in data.glob("carefabric.db*"):
         db.unlink()
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== summary")
     _print(report)
     print(f"\nsummary JSON: {out}")
+    print(f"OpenLineage events (one JSON a line): {data / 'lineage' / 'openlineage.jsonl'}")
     differences = report["differences_from_ground_truth"]
     if differences:
         print(f"\n{len(differences)} difference(s) from the ground truth:")
