@@ -342,6 +342,32 @@ def test_open_exceptions_in_bulk(engine: Engine) -> None:
             exceptions_repo.open_exceptions(session, [{**items[0], "kind": "fatal"}])
 
 
+def test_open_exceptions_without_rows_counts_every_occurrence(engine: Engine) -> None:
+    """The set-based path (new keys opened without loading them) ends where the ORM path does:
+    a new key once is opened, a new key twice is opened then reoccurred, a resolved one reopens."""
+    def item(key: str, summary: str = "CDM code X has no crosswalk entry") -> dict[str, object]:
+        return {"kind": "business", "reason_code": "UNKNOWN_CDM", "interface": "ehr_ingest",
+                "record_type": "charge", "record_key": key, "summary": summary, "detail": {"cdm_code": "X"}}
+
+    with db.session_scope(engine) as session:
+        exceptions_repo.resolve(session, exceptions_repo.open_exceptions(session, [item("old")])[0])
+    with db.session_scope(engine) as session:
+        out = exceptions_repo.open_exceptions(
+            session, [item("new"), item("twice", "first"), item("old"), item("twice", "second")], returning=False)
+        assert out == []
+    with db.session_scope(engine) as session:
+        found = {k: exceptions_repo.find(session, "UNKNOWN_CDM", "charge", k) for k in ("new", "twice", "old")}
+        seen = {k: (e.status, e.attempts, e.summary, [(v.action, v.actor, v.note) for v in e.events])
+                for k, e in found.items() if e is not None}
+    assert seen == {
+        "new": ("open", 1, "CDM code X has no crosswalk entry", [("opened", "system", "CDM code X has no crosswalk entry")]),
+        "twice": ("open", 2, "second", [("opened", "system", "first"), ("reoccurred", "system", "second")]),
+        "old": ("open", 2, "CDM code X has no crosswalk entry",
+                [("opened", "system", "CDM code X has no crosswalk entry"), ("resolved", "system", None),
+                 ("reopened", "system", "CDM code X has no crosswalk entry")]),
+    }
+
+
 # --------------------------------------------------------------------------- crosswalks
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,8 +42,8 @@ from carefabric.interfaces.common import (
     file_digest,
     held_to_exceptions,
     register_file,
-    store_quality,
 )
+from carefabric.interfaces.ingest_quality import IngestQuality
 from carefabric.interfaces.ingest_rows import (
     IngestBatch,
     apply_mapping,
@@ -108,76 +109,37 @@ def pending_files(landing: Path, engine: Engine, *, include_processed: bool = Fa
 # --------------------------------------------------------------------------- one file
 
 
-class _Quality:
-    """Canonical rows waiting for Great Expectations, validated a slice at a time.
-
-    GX costs ~70 ms a call whatever the size, so validating per message is out; validating a
-    whole 1 GB file as one frame would hold millions of rows. Slices of ``SLICE`` rows keep
-    memory bounded and calls few; the nightly report merges the slices of a file per dataset.
-    """
-
-    SLICE = 25_000
-    CHARGE_COLUMNS = ("line_key", "facility", "encounter_id", "transaction_date", "transaction_type", "cdm_code",
-                      "quantity", "amount_cents", "department")
-
-    def __init__(self, engine: Engine, sha: str, business_date: dt.date | None, enabled: bool) -> None:
-        self.engine, self.sha, self.business_date, self.enabled = engine, sha, business_date, enabled
-        self.rows: dict[str, list[dict[str, Any]]] = {"charges": [], "encounters": []}
-        self.parts = 0
-
-    def add(self, batch: IngestBatch) -> None:
-        if not self.enabled:
-            return
-        self.rows["charges"].extend({k: row[k] for k in self.CHARGE_COLUMNS} for row in batch.charge_rows)
-        self.rows["encounters"].extend(
-            {"encounter_id": e["encounter_id"], "event_type": e["event_type"], "facility": e["facility"]} for e in batch.encounters
-        )
-        if max(len(rows) for rows in self.rows.values()) >= self.SLICE:
-            self.validate()
-
-    def validate(self) -> None:
-        import pandas as pd
-
-        from carefabric.quality import validate_frame
-
-        self.parts += 1
-        scope = self.sha if self.parts == 1 else f"{self.sha}#{self.parts}"
-        with session_scope(self.engine) as session:
-            for dataset, rows in self.rows.items():
-                if not rows:
-                    continue
-                frame = pd.DataFrame(rows)
-                if "amount_cents" in frame:
-                    frame["amount_cents"] = frame["amount_cents"].astype("int64")
-                store_quality(session, interface=INTERFACE, dataset=dataset, scope=scope,
-                              business_date=self.business_date, result=validate_frame(dataset, frame))
-                rows.clear()
-
-    def finish(self) -> None:
-        if self.enabled and any(self.rows.values()):
-            self.validate()
-
-
-def _flush(engine: Engine, batch: IngestBatch, cw: Crosswalks, stats: Counter[str], quality: _Quality) -> None:
-    with session_scope(engine) as session:
-        new = insert_ignore(session, RawMessage, batch.raw, RAW_KEY)
-        if batch.hl7 and (new < len(batch.raw) or batch.repeats):
-            resent = resends.triage(session, batch.candidates(), interface=INTERFACE, business_date=batch.business_date)
-            batch.drop(resent)
-            stats["resent"] += len(resent)
-        supply, held = map_rows(batch.charges, batch.charge_rows, cw)
-        stats["encounters"] += insert_ignore(
-            session, EncounterRow, batch.encounters, ["source", "encounter_id", "event_type", "message_control_id"]
-        )
-        stats["charges"] += insert_ignore(session, ChargeRow, batch.charge_rows, ["line_key"])
-        stats["supply_lines"] += insert_ignore(session, SupplyUsage, supply, ["line_key"])
-        items = held_to_exceptions(held, interface=INTERFACE) + batch.errors
-        if items:
-            exceptions_repo.open_exceptions(session, items)
+def _flush(engine: Engine, batch: IngestBatch, cw: Crosswalks, stats: Counter[str], quality: IngestQuality,
+           mapped: threading.Event) -> None:
+    """Write one batch in one transaction; ``mapped`` is set once the batch no longer needs
+    ``quality`` (its rows are kept for GX), so the caller may validate while the writes run."""
+    full = False
+    try:
+        with session_scope(engine) as session:
+            new = insert_ignore(session, RawMessage, batch.raw, RAW_KEY)
+            if batch.hl7 and (new < len(batch.raw) or batch.repeats):
+                resent = resends.triage(session, batch.candidates(), interface=INTERFACE, business_date=batch.business_date)
+                batch.drop(resent)
+                stats["resent"] += len(resent)
+            supply, held = map_rows(batch.charges, batch.charge_rows, cw)
+            full = quality.collect(batch)
+            if not full:
+                mapped.set()
+            stats["encounters"] += insert_ignore(
+                session, EncounterRow, batch.encounters, ["source", "encounter_id", "event_type", "message_control_id"]
+            )
+            stats["charges"] += insert_ignore(session, ChargeRow, batch.charge_rows, ["line_key"])
+            stats["supply_lines"] += insert_ignore(session, SupplyUsage, supply, ["line_key"])
+            items = held_to_exceptions(held, interface=INTERFACE) + batch.errors
+            if items:
+                exceptions_repo.open_exceptions(session, items, returning=False)
+        if full:  # a full slice is validated and kept after the commit, as a file's last rows are
+            quality.store(quality.validate())
+    finally:
+        mapped.set()
     for h in held:
         stats[f"held:{h.reason_code}"] += 1
     stats["held"] += len(held)
-    quality.add(batch)
 
 
 def _message_error(
@@ -216,8 +178,10 @@ def _message_error(
 def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str]) -> Iterable[IngestBatch]:
     batch = IngestBatch(business_date)
     report = hl7.FileReport()
+    # Per-message counts stay local and reach ``stats`` once per batch (one Counter update per
+    # message type, not an f-string and two dict writes per message).
+    types: Counter[str] = Counter()
     for raw in hl7.iter_messages(path, report=report):
-        stats["messages"] += 1
         try:
             if raw.error:
                 raise hl7.HL7ParseError(raw.error)
@@ -234,9 +198,9 @@ def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None
             batch.errors.append(error)
             stats["message_errors"] += 1
         else:
-            status = "skipped" if result.skipped else "parsed"
-            stats[f"type:{type_label(result.message_type)}"] += 1
-            if result.skipped:
+            skipped = result.skipped_reason
+            types[result.message_type] += 1
+            if skipped is not None:
                 stats["skipped"] += 1
             batch.add_hl7(
                 {
@@ -244,21 +208,32 @@ def _hl7_units(path: Path, sha: str, file_id: int, business_date: dt.date | None
                     "control_id": result.control_id,
                     "message_type": result.message_type,
                     "interface": INTERFACE,
-                    "status": status,
+                    "status": "parsed" if skipped is None else "skipped",
                     "payload": raw.text,
                     "file_id": file_id,
                     "position": raw.index + 1,
-                    "error": result.skipped_reason,
+                    "error": skipped,
                 },
                 result,
             )
         if len(batch) >= CHUNK:
+            _count(stats, types, len(batch))
             yield batch
             batch = IngestBatch(business_date)
+    _count(stats, types, len(batch))
     if report.empty_reason and stats["messages"] == 0:
         stats["empty"] += 1
         stats["empty_reason:" + report.empty_reason] += 1
     yield batch
+
+
+def _count(stats: Counter[str], types: Counter[str], messages: int) -> None:
+    """Fold a batch's message counts into the file's ``stats`` (``type:`` labels carry no PHI)."""
+    if messages:
+        stats["messages"] += messages
+    for message_type, n in types.items():
+        stats[f"type:{type_label(message_type)}"] += n
+    types.clear()
 
 
 def _fhir_units(path: Path, sha: str, file_id: int, business_date: dt.date | None, stats: Counter[str],
@@ -307,7 +282,7 @@ def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = N
         row.status = "processing"
         row.archive_path = str(archive_copy(path, "ehr", sha, business_date or dt.date.today()))
     stats: Counter[str] = Counter()
-    quality = _Quality(engine, sha, business_date, validate)
+    quality = IngestQuality(engine, INTERFACE, sha, business_date, validate)
     with session_scope(engine) as session:
         cw = Crosswalks.load(session)
     units: Callable[..., Iterable[IngestBatch]] = _hl7_units
@@ -315,17 +290,26 @@ def ingest_file(path: Path, engine: Engine, *, business_date: dt.date | None = N
         units = partial(_fhir_units, context=fhir_context.read_context(engine, cw))
     # One writer thread: while it maps and writes batch n (the database driver releases the GIL),
     # this thread parses batch n+1. At most two batches are in memory; writes stay in file order.
+    # Once the last batch is mapped, this thread runs GX on the file's rows while the writer waits
+    # on the database; the results are stored only after the writes succeeded.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ehr-writer") as writer:
         pending: Future[None] | None = None
+        mapped = threading.Event()
         for batch in units(path, sha, file_id, business_date, stats):
             if not len(batch):
                 continue
             if pending is not None:
                 pending.result()
-            pending = writer.submit(_flush, engine, batch, cw, stats, quality)
+            mapped = threading.Event()
+            pending = writer.submit(_flush, engine, batch, cw, stats, quality, mapped)
+        if pending is not None:
+            mapped.wait()
+            if pending.done():
+                pending.result()  # a failed write raises before any validation
+        validated = quality.validate()
         if pending is not None:
             pending.result()
-    quality.finish()
+    quality.store(validated)
     # An HL7 file with no message is malformed; a FHIR bulk export with no resource is a quiet day.
     empty_is_error = path.suffix.lower() != ".ndjson"
     status = "rejected" if stats["messages"] == 0 and empty_is_error else "processed"

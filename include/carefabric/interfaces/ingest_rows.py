@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import fields
+from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from carefabric import hl7
@@ -17,9 +19,23 @@ from carefabric.mapping import CHARGEABLE_TYPES, Held, map_charge
 from carefabric.money import to_cents
 from carefabric.store.crosswalks import Crosswalks
 
+_CENTS: dict[Decimal, int] = {}
+
+
+def _cents(value: Decimal) -> int:
+    """``to_cents`` remembered per amount: a feed repeats its prices all day (bounded cache)."""
+    hit = _CENTS.get(value)
+    if hit is None:
+        hit = to_cents(value)
+        if len(_CENTS) >= 8192:
+            _CENTS.clear()
+        _CENTS[value] = hit
+    return hit
+
 
 def charge_row(charge: Charge, business_date: dt.date | None = None) -> dict[str, Any]:
     """The store row of a canonical charge (status received; mapping fills the rest)."""
+    unit = charge.unit_amount
     return {
         "line_key": charge.line_key,
         "source": charge.source,
@@ -32,8 +48,8 @@ def charge_row(charge: Charge, business_date: dt.date | None = None) -> dict[str
         "transaction_type": charge.transaction_type,
         "cdm_code": charge.cdm_code,
         "quantity": charge.quantity,
-        "amount_cents": to_cents(charge.extended_amount),
-        "unit_amount_cents": to_cents(charge.unit_amount) if charge.unit_amount is not None else None,
+        "amount_cents": _cents(charge.extended_amount),
+        "unit_amount_cents": _cents(unit) if unit is not None else None,
         "department": charge.department,
         "procedure_code": charge.procedure_code,
         "modifiers": "^".join(charge.modifiers) or None,
@@ -81,6 +97,7 @@ def supply_row(mapped: MappedCharge, business_date: dt.date) -> dict[str, Any]:
 
 
 _ENCOUNTER_COLUMNS = tuple(f.name for f in fields(Encounter) if not f.name.endswith("_phi"))
+_ENCOUNTER_VALUES = attrgetter(*_ENCOUNTER_COLUMNS)
 
 
 def encounter_row(enc: Encounter) -> dict[str, Any]:
@@ -89,7 +106,7 @@ def encounter_row(enc: Encounter) -> dict[str, Any]:
     A shallow read of the fields: every value is a str, datetime or None, so ``asdict``'s
     recursive deep copy (a third of the ingest profile) bought nothing.
     """
-    row = {k: getattr(enc, k) for k in _ENCOUNTER_COLUMNS}
+    row = dict(zip(_ENCOUNTER_COLUMNS, _ENCOUNTER_VALUES(enc), strict=True))
     row["encounter_id"] = row["encounter_id"] or ""
     return row
 
