@@ -1,17 +1,31 @@
-"""Shared fixtures: a scratch PostgreSQL database per test session, and store URLs.
+"""Shared fixtures: a scratch PostgreSQL database per test session, store URLs, and the
+interface tests' day, peers and store.
 
 PostgreSQL tests skip with a reason when no server answers at 127.0.0.1:5432, unless
 ``CAREFABRIC_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), where a missing server fails the run.
+
+The interface fixtures (``day_dir``, ``sandbox``, ``peers``, ``data_dir``, ``store``,
+``engine``) are the one home of what most interface modules start from; a module that needs
+another day or store overrides the name (a module fixture may take the conftest one of the
+same name and add to it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+    from sqlalchemy.engine import Engine
+
+    from sandbox.runner import SandboxServers
 
 # Tests run in the sandbox: the PHI token key falls back to the sandbox key (carefabric.phi).
 os.environ.setdefault("CAREFABRIC_SANDBOX", "1")
@@ -88,3 +102,72 @@ def samples_dir() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return SAMPLES_DIR
+
+
+# --------------------------------------------------------------------------- interface tests
+
+
+@pytest.fixture(scope="module")
+def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small generated business day (``scenario.generate_day``), once a module."""
+    import scenario
+
+    out = tmp_path_factory.mktemp("day")
+    scenario.generate_day(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
+    """The sandbox peers (ERP, billing, SFTP, SMTP, EHR FHIR) on free loopback ports, once a module."""
+    from sandbox.runner import SandboxServers
+
+    with SandboxServers(tmp_path_factory.mktemp("sandbox")) as servers:
+        yield servers
+
+
+@pytest.fixture
+def peers(sandbox: SandboxServers, day_dir: Path) -> SandboxServers:
+    """Both HTTP peers emptied, the ERP loaded with the day's master data (``/_sandbox/load``)."""
+    import scenario
+
+    return scenario.reset_peers(sandbox, day_dir)
+
+
+@pytest.fixture
+def sftp_hook(sandbox: SandboxServers, monkeypatch: pytest.MonkeyPatch) -> SFTPHook:
+    """The sftp provider's hook on the sandbox SFTP server, as the payer DAG's ``fetch`` gets it."""
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    from sandbox import SFTP_PASSWORD, SFTP_USER
+
+    monkeypatch.setenv("AIRFLOW_CONN_PAYER_SFTP_T", json.dumps({
+        "conn_type": "sftp", "host": "127.0.0.1", "port": sandbox.sftp_port, "login": SFTP_USER,
+        "password": SFTP_PASSWORD, "extra": {"no_host_key_check": True}}))
+    return SFTPHook(ssh_conn_id="payer_sftp_t")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own ``CAREFABRIC_DATA_DIR`` (archives, landing, handoff)."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def store(store_url: str, data_dir: Path) -> Iterator[Engine]:
+    """An empty store of the test's own at head, on SQLite and on PostgreSQL."""
+    import scenario
+
+    with scenario.migrated_store(store_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+def engine(store: Engine, day_dir: Path) -> Engine:
+    """The store holding the day's crosswalks and ERP master data: what a day starts from."""
+    import scenario
+
+    scenario.seed_store(store, day_dir)
+    return store

@@ -32,16 +32,9 @@ DATE = dt.date(2025, 3, 14)
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def engine(store_url: str, data_dir: Path) -> Iterator[Engine]:
-    with scenario.migrated_store(store_url) as eng:
-        yield eng
+def engine(store: Engine) -> Engine:
+    """An empty store (conftest ``store``): no crosswalks, no master data."""
+    return store
 
 
 @pytest.fixture

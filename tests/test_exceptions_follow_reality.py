@@ -9,10 +9,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import scenario
 from sqlalchemy.engine import Engine
 
@@ -22,21 +20,6 @@ from carefabric.store.db import session_scope
 from carefabric.store.models import ExceptionRecord
 
 DAY = scenario.BUSINESS_DATE
-
-
-@pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reality_day")
-    scenario.generate_day(out, encounters=12)
-    return out
-
-
-@pytest.fixture
-def engine(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_dir: Path) -> Iterator[Engine]:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    with scenario.migrated_store(store_url) as eng:
-        scenario.seed_store(eng, day_dir)
-        yield eng
 
 
 def test_a_task_failure_closes_when_the_same_task_of_the_same_run_succeeds(engine: Engine) -> None:

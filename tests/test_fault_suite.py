@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +38,10 @@ LEASE = 2.0
 DRIVER = Path(__file__).resolve().parent / "chaos_driver.py"
 
 
-@pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("chaos_day")
-    scenario.generate_day(out, encounters=12)
-    return out
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("chaos_sandbox")) as servers:
-        yield servers
-
-
 @pytest.fixture
 def peers(sandbox: SandboxServers, day_dir: Path) -> SandboxServers:
     """Emptied peers, the ERP loaded with the day's master data and its de-duplication off."""
     return scenario.reset_peers(sandbox, day_dir, deduplicate=False)
-
-
-@pytest.fixture
-def engine(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_dir: Path) -> Iterator[Engine]:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    with scenario.migrated_store(store_url) as eng:
-        scenario.seed_store(eng, day_dir)
-        yield eng
 
 
 def ingest_day(engine: Engine, day_dir: Path, peers: SandboxServers) -> None:

@@ -70,44 +70,27 @@ def mutants() -> Iterator[bytes]:
                 yield ("\r".join(segments) + "\r").encode()
 
 
-@pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("day")
-    scenario.generate_day(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("sandbox")) as servers:
-        yield servers
-
-
 def _leaks(text: str | None) -> list[str]:
     return [f for f in FRAGMENTS if text and f in text]
 
 
 def test_no_value_from_the_message_reaches_exceptions_events_or_logs(
-    store_url: str, day_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServers,
-    caplog: pytest.LogCaptureFixture,
+    engine: Engine, tmp_path: Path, sandbox: SandboxServers, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
     scenario.admin(sandbox.billing_url, "reset")
     path = tmp_path / "phi_mutants.hl7"
     data = list(mutants())
     path.write_bytes(b"".join(data))
     caplog.set_level(logging.DEBUG)
-    with scenario.migrated_store(store_url) as engine:
-        scenario.seed_store(engine, day_dir)
-        result = ehr_ingest.ingest_file(path, engine, business_date=scenario.BUSINESS_DATE)
-        ehr_ingest.route_charges(engine, scenario.billing_client(sandbox.billing_url))
-        _assert_no_phi(engine, result, caplog)
-        # the mutants did reach every kind of outcome the test means to cover
-        reasons = {e.reason_code for e in scenario.exceptions(engine)}
-        assert "HL7_PARSE_ERROR" in reasons  # code fields holding PHI: the message is refused, value-free
-        # a value in MSH-1 leaves no MSH boundary: that mutant joins the message before it
-        assert len(data) - len(PHI_VALUES) <= result["messages"] <= len(data)
-        assert result["message_errors"] > 0 and result["skipped"] > 0
+    result = ehr_ingest.ingest_file(path, engine, business_date=scenario.BUSINESS_DATE)
+    ehr_ingest.route_charges(engine, scenario.billing_client(sandbox.billing_url))
+    _assert_no_phi(engine, result, caplog)
+    # the mutants did reach every kind of outcome the test means to cover
+    reasons = {e.reason_code for e in scenario.exceptions(engine)}
+    assert "HL7_PARSE_ERROR" in reasons  # code fields holding PHI: the message is refused, value-free
+    # a value in MSH-1 leaves no MSH boundary: that mutant joins the message before it
+    assert len(data) - len(PHI_VALUES) <= result["messages"] <= len(data)
+    assert result["message_errors"] > 0 and result["skipped"] > 0
 
 
 def _assert_no_phi(engine: Engine, result: dict[str, object], caplog: pytest.LogCaptureFixture) -> None:

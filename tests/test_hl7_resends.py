@@ -9,7 +9,6 @@ are reversed under their own keys, the new version's lines post under versioned 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,29 +30,9 @@ SENDER = "EPICCARE|F1"
 REASON = "CONFLICTING_RESEND"
 
 
-@pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("day")
-    scenario.generate_day(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("sandbox")) as servers:
-        yield servers
-
-
-@pytest.fixture
-def engine(store_url: str, day_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           sandbox: SandboxServers) -> Iterator[Engine]:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    for url in (sandbox.billing_url, sandbox.erp_url):
-        scenario.admin(url, "reset")
-    scenario.admin(sandbox.erp_url, "load", scenario.erp_master(day_dir))
-    with scenario.migrated_store(store_url) as eng:
-        scenario.seed_store(eng, day_dir)
-        yield eng
+# Every test starts from emptied peers, the ERP holding the day's master data (conftest ``peers``),
+# and the day's seeded store (conftest ``engine``).
+pytestmark = pytest.mark.usefixtures("peers")
 
 
 def dft(control_id: str, *lines: tuple[str, str, str]) -> bytes:

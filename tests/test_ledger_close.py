@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,31 +25,13 @@ from sandbox.runner import SandboxServers
 DAY = scenario.BUSINESS_DATE
 
 
-@pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("close_day")
-    scenario.generate_day(out, encounters=12)
-    return out
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("close_sandbox")) as servers:
-        yield servers
-
-
 @pytest.fixture
-def posted(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_dir: Path,
-           sandbox: SandboxServers) -> Iterator[tuple[Engine, SandboxServers]]:
+def posted(engine: Engine, day_dir: Path, peers: SandboxServers) -> tuple[Engine, SandboxServers]:
     """A store and an ERP after the day was ingested and posted."""
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    scenario.reset_peers(sandbox, day_dir)
-    with scenario.migrated_store(store_url) as engine:
-        scenario.seed_store(engine, day_dir)
-        scenario.ingest_day(engine, day_dir, sandbox.billing_url)
-        erp_posting.post_day(engine, scenario.erp_client(sandbox.erp_url), DAY)
-        refresh_billing_charges(engine, scenario.billing_client(sandbox.billing_url), DAY)
-        yield engine, sandbox
+    scenario.ingest_day(engine, day_dir, peers.billing_url)
+    erp_posting.post_day(engine, scenario.erp_client(peers.erp_url), DAY)
+    refresh_billing_charges(engine, scenario.billing_client(peers.billing_url), DAY)
+    return engine, peers
 
 
 def close(engine: Engine, peers: SandboxServers) -> pd.DataFrame:

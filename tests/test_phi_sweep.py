@@ -165,19 +165,6 @@ def _renumber(segments: list[str], n: int) -> str:
 # --------------------------------------------------------------------------- the sweep
 
 
-@pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("day")
-    scenario.generate_day(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("sandbox")) as servers:
-        yield servers
-
-
 def leaks(text: Any) -> list[str]:
     blob = text if isinstance(text, str) else json.dumps(text, default=str)
     return [f for f in FRAGMENTS if f in blob]
@@ -193,12 +180,10 @@ def _context(content: Any) -> list[str]:
     return spots[:3]
 
 
+@pytest.mark.usefixtures("peers", "data_dir")  # emptied peers, the ERP with the day's master
 def test_injected_phi_reaches_nothing_but_the_raw_store(
-    day_dir: Path, sandbox: SandboxServers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    day_dir: Path, sandbox: SandboxServers, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    scenario.reset_peers(sandbox, day_dir)
     caplog.set_level(logging.DEBUG)
     hl7 = tmp_path / "phi_sweep.hl7"
     hl7.write_bytes(b"".join(hl7_mutants()))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +27,8 @@ DAY = scenario.BUSINESS_DATE
 
 
 @pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("day")
-    scenario.generate_day(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def truth(day_dir: Path) -> dict[str, Any]:
     return json.loads((day_dir / "ground_truth.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("sandbox")) as servers:
-        yield servers
-
-
-@pytest.fixture
-def peers(sandbox: SandboxServers, day_dir: Path) -> SandboxServers:
-    """Both HTTP peers emptied, the ERP loaded with the day's master data (``/_sandbox/load``)."""
-    return scenario.reset_peers(sandbox, day_dir)
-
-
-@pytest.fixture
-def engine(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_dir: Path) -> Iterator[Engine]:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    with scenario.migrated_store(store_url) as eng:
-        scenario.seed_store(eng, day_dir)
-        yield eng
 
 
 def ingest_and_route(engine: Engine, day_dir: Path, peers: SandboxServers, *, remits: bool = False) -> int:

@@ -7,48 +7,36 @@ as structured fields of its detail.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import paramiko
 import pytest
 import scenario
 from sqlalchemy.engine import Engine
-from test_remittance_interfaces import fetch, process
+from test_remittance_interfaces import DAY
 
 from carefabric.store.crosswalks import set_facility, set_payer
 from carefabric.store.db import session_scope
 from carefabric.store.models import ExceptionRecord, InboundFile, Remittance
-from sandbox import SFTP_PASSWORD, SFTP_USER
 from sandbox.runner import SandboxServers
+
+if TYPE_CHECKING:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
 
 PAYER = "PAYER-DUP"
 EXTRA = Path(__file__).parent / "samples_extra" / "x12_835"
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def engine(store_url: str, data_dir: Path) -> Iterator[Engine]:
-    with scenario.migrated_store(store_url) as eng:
-        with session_scope(eng) as s:
-            set_payer(s, "1935665544", "PAYER-RUSHMORE", actor="test")  # lfh_managed_care: REF*2U-less, TRN03
-            set_facility(s, "F2", "CF01", npi="5544667733", location="INV-F2", actor="test")
-            set_payer(s, "31048", "PAYER-WSFG", actor="test")
-            set_facility(s, "F5", "CF01", npi="1669499414", location="INV-F5", actor="test")
-            set_facility(s, "F6", "CF01", npi="1720220098", location="INV-F6", actor="test")
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("sandbox")) as servers:
-        yield servers
+def engine(store: Engine) -> Engine:
+    """An empty store (conftest ``store``) knowing the payers and facilities of the samples."""
+    with session_scope(store) as s:
+        set_payer(s, "1935665544", "PAYER-RUSHMORE", actor="test")  # lfh_managed_care: REF*2U-less, TRN03
+        set_facility(s, "F2", "CF01", npi="5544667733", location="INV-F2", actor="test")
+        set_payer(s, "31048", "PAYER-WSFG", actor="test")
+        set_facility(s, "F5", "CF01", npi="1669499414", location="INV-F5", actor="test")
+        set_facility(s, "F6", "CF01", npi="1720220098", location="INV-F6", actor="test")
+    return store
 
 
 def new_envelope(data: bytes, isa13: bytes, gs06: bytes, st02: bytes, old: tuple[bytes, bytes, bytes]) -> bytes:
@@ -59,29 +47,23 @@ def new_envelope(data: bytes, isa13: bytes, gs06: bytes, st02: bytes, old: tuple
             .replace(b"ST*835*" + o02, b"ST*835*" + st02).replace(b"*" + o02 + b"~\nGE", b"*" + st02 + b"~\nGE"))
 
 
-def deliver(sandbox: SandboxServers, engine: Engine, files: dict[str, bytes], inbox: Path) -> dict[str, dict]:
-    """Upload to /inbound/<payer>/, fetch each file over SFTP the way the DAG does, process in order."""
+def deliver(sandbox: SandboxServers, sftp_hook: SFTPHook, engine: Engine, files: dict[str, bytes]) -> dict[str, dict]:
+    """Drop into the server's /inbound/<payer>/; fetch each file and process it in order with the
+    DAG's own calls (``payer_transport.fetch_remittance``, then ``process_staged``)."""
+    from carefabric_airflow.payer_transport import fetch_remittance, process_staged
+
     folder = f"{PAYER}-{engine.dialect.name}"
-    transport = paramiko.Transport(("127.0.0.1", sandbox.sftp_port))
-    transport.connect(username=SFTP_USER, password=SFTP_PASSWORD)
-    sftp = paramiko.SFTPClient.from_transport(transport)
-    assert sftp is not None
     results = {}
-    try:
-        for name, data in files.items():
-            with sftp.open(f"/inbound/{folder}/{name}", "wb") as remote:
-                remote.write(data)
-            local = fetch(sftp, f"/inbound/{folder}/{name}", engine, inbox)
-            assert local is not None and local.read_bytes() == data
-            results[name] = process(engine, local, payer=folder)
-    finally:
-        sftp.close()
-        transport.close()
+    for name, data in files.items():
+        (sandbox.sftp_root / "inbound" / folder / name).write_bytes(data)
+        fetched = fetch_remittance(sftp_hook, f"/inbound/{folder}/{name}", engine)
+        assert fetched is not None and fetched["payer"] == folder
+        results[name] = process_staged(fetched, engine, business_date=DAY)
     return results
 
 
 def test_same_payment_under_new_envelope_numbers_and_a_reused_trace(
-        engine: Engine, sandbox: SandboxServers, samples_dir: Path, tmp_path: Path) -> None:
+        engine: Engine, sandbox: SandboxServers, sftp_hook: SFTPHook, samples_dir: Path) -> None:
     (sandbox.sftp_root / "inbound" / f"{PAYER}-{engine.dialect.name}").mkdir(parents=True, exist_ok=True)
     original = (samples_dir / "x12_835" / "lfh_managed_care.835").read_bytes()
     old = (b"000000907", b"1", b"112233")
@@ -92,8 +74,8 @@ def test_same_payment_under_new_envelope_numbers_and_a_reused_trace(
              .replace(b"CAS*CO*A2*50.00", b"CAS*CO*A2*60.00"))
     assert resend != original and b"112234" in resend and b"GE*1*2~" in resend
 
-    results = deliver(sandbox, engine, {"era_0001.835": original, "era_0002.835": resend,
-                                        "era_0003.835": other}, tmp_path / "inbox")
+    results = deliver(sandbox, sftp_hook, engine, {"era_0001.835": original, "era_0002.835": resend,
+                                                   "era_0003.835": other})
     assert results["era_0001.835"]["status"] == "accepted" and results["era_0001.835"]["payment_conflicts"] == []
     assert {k: results["era_0002.835"][k] for k in ("status", "transactions", "payment_conflicts")} == {
         "status": "duplicate", "transactions": 1, "payment_conflicts": ["DUPLICATE_PAYMENT"]}
@@ -126,14 +108,13 @@ def test_same_payment_under_new_envelope_numbers_and_a_reused_trace(
     assert "held, not posted" in reused.summary and "SETTLE" not in reused.summary + dup.summary  # no PHI
 
     # the re-send delivered again under its own name is silent (sha256), and stays one exception
-    again = process(engine, tmp_path / "inbox" / f"{PAYER}-{engine.dialect.name}" / "era_0002.835",
-                    payer=f"{PAYER}-{engine.dialect.name}")
+    again = deliver(sandbox, sftp_hook, engine, {"era_0002.835": resend})["era_0002.835"]
     assert again["status"] == "already_processed"
     assert scenario.count(engine, ExceptionRecord) == 2 and scenario.count(engine, Remittance) == 3
 
 
 def test_a_new_payment_beside_a_duplicate_in_one_file_still_posts(
-        engine: Engine, sandbox: SandboxServers, tmp_path: Path) -> None:
+        engine: Engine, sandbox: SandboxServers, sftp_hook: SFTPHook) -> None:
     """Two transactions in one group; the re-send carries the first again plus a new payment."""
     (sandbox.sftp_root / "inbound" / f"{PAYER}-{engine.dialect.name}").mkdir(parents=True, exist_ok=True)
     both = (EXTRA / "qrp_31048_L156_P8LA010119.835").read_bytes()
@@ -142,7 +123,7 @@ def test_a_new_payment_beside_a_duplicate_in_one_file_still_posts(
     first_only = both[:st2] + b"GE*1*1~\r\nIEA*1*262477059~\r\n"
     later = (both[:st1] + both[st1:trailer].replace(b"ST*835*1002", b"ST*835*2002").replace(b"*1002~", b"*2002~")
              + both[trailer:]).replace(b"*262477059*", b"*262477060*").replace(b"*262477059~", b"*262477060~")
-    results = deliver(sandbox, engine, {"wsfg_a.835": first_only, "wsfg_b.835": later}, tmp_path / "inbox")
+    results = deliver(sandbox, sftp_hook, engine, {"wsfg_a.835": first_only, "wsfg_b.835": later})
     assert results["wsfg_a.835"]["status"] == "accepted"
     assert {k: results["wsfg_b.835"][k] for k in ("status", "transactions", "payment_conflicts")} == {
         "status": "accepted", "transactions": 2, "payment_conflicts": ["DUPLICATE_PAYMENT"]}

@@ -9,17 +9,15 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paramiko
 import pytest
 import scenario
 from sqlalchemy.engine import Engine
 
-from carefabric.interfaces.common import UnsafeFileName, open_business_exception
-from carefabric.interfaces.payer_remittance import INTERFACE, process_file, safe_remote_path
+from carefabric.interfaces.common import UnsafeFileName
+from carefabric.interfaces.payer_remittance import process_file, safe_remote_path
 from carefabric.store.crosswalks import set_facility, set_payer
 from carefabric.store.db import session_scope
 from carefabric.store.models import (
@@ -30,7 +28,6 @@ from carefabric.store.models import (
     RemitClaim,
     Remittance,
 )
-from sandbox import SFTP_PASSWORD, SFTP_USER
 from sandbox.runner import SandboxServers
 from sandbox.synth_835 import write_835
 
@@ -41,22 +38,9 @@ SAMPLES = ("lfh_medicare_part_a.835", "lfh_managed_care.835", "lfh_cob_contractu
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def engine(store_url: str, data_dir: Path) -> Iterator[Engine]:
-    with scenario.migrated_store(store_url) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("sandbox")) as servers:
-        yield servers
+def engine(store: Engine) -> Engine:
+    """An empty store (conftest ``store``): no crosswalks, no master data."""
+    return store
 
 
 def process(engine: Engine, path: Path, payer: str = "PAYER-X") -> dict[str, Any]:
@@ -263,25 +247,12 @@ def test_safe_remote_path_accepts_a_plain_name() -> None:
     assert safe_remote_path("/drop/in/PAYER-ACME/x.835", "/drop/in") == ("PAYER-ACME", "x.835")
 
 
-def fetch(sftp: paramiko.SFTPClient, remote_path: str, engine: Engine, inbox: Path) -> Path | None:
-    """What ``dags/payer_remittance.py`` ``fetch`` does, with paramiko instead of the Airflow hook."""
-    try:
-        payer, name = safe_remote_path(remote_path, "/inbound")
-    except UnsafeFileName as exc:
-        with session_scope(engine) as session:
-            open_business_exception(session, reason_code="UNSAFE_FILE_NAME", interface=INTERFACE,
-                                    record_type="remote_file", record_key=remote_path[:255], summary=str(exc)[:480])
-        return None
-    local = inbox / payer / name
-    local.parent.mkdir(parents=True, exist_ok=True)
-    sftp.get(remote_path, str(local) + ".part")
-    Path(str(local) + ".part").replace(local)
-    sftp.rename(remote_path, f"/archive/{payer}/{name}")
-    return local
+def test_sftp_listing_with_unsafe_names_is_refused(engine: Engine, sandbox: SandboxServers, sftp_hook: Any,
+                                                   samples_dir: Path, data_dir: Path) -> None:
+    """``payer_transport.fetch_remittance`` (the DAG's ``fetch``) on what the server lists."""
+    from carefabric_airflow.handoff import staged
+    from carefabric_airflow.payer_transport import fetch_remittance, list_remittances
 
-
-def test_sftp_listing_with_unsafe_names_is_refused(engine: Engine, sandbox: SandboxServers, samples_dir: Path,
-                                                   tmp_path: Path) -> None:
     folder = sandbox.sftp_root / "inbound" / f"PAYER-{engine.dialect.name}"
     folder.mkdir(parents=True)
     sample = (samples_dir / "x12_835" / "lfh_managed_care.835").read_bytes()
@@ -289,24 +260,19 @@ def test_sftp_listing_with_unsafe_names_is_refused(engine: Engine, sandbox: Sand
     for name in [*unsafe, "good.835"]:
         (folder / name).write_bytes(sample)
 
-    transport = paramiko.Transport(("127.0.0.1", sandbox.sftp_port))
-    transport.connect(username=SFTP_USER, password=SFTP_PASSWORD)
-    sftp = paramiko.SFTPClient.from_transport(transport)
-    assert sftp is not None
-    try:
-        listed = sorted(sftp.listdir(f"/inbound/{folder.name}"))
-        assert listed == sorted([*unsafe, "good.835"])  # the server lists them all
-        fetched = {name: fetch(sftp, f"/inbound/{folder.name}/{name}", engine, tmp_path / "inbox") for name in listed}
-        remaining = sorted(sftp.listdir(f"/inbound/{folder.name}"))
-    finally:
-        sftp.close()
-        transport.close()
+    listed = [p for p in list_remittances(sftp_hook) if p.startswith(f"/inbound/{folder.name}/")]
+    assert sorted(p.rsplit("/", 1)[1] for p in listed) == sorted([*unsafe, "good.835"])  # the server lists them all
+    fetched = {p.rsplit("/", 1)[1]: fetch_remittance(sftp_hook, p, engine) for p in listed}
+    remaining = sorted(p.name for p in folder.iterdir())
 
-    assert fetched.pop("good.835") == tmp_path / "inbox" / folder.name / "good.835"
+    good = fetched.pop("good.835")
+    assert good is not None and good["payer"] == folder.name and good["path"].endswith("/good.835")
+    assert staged(good["path"]).read_bytes() == sample
     assert fetched == dict.fromkeys(unsafe)
     assert remaining == sorted(unsafe)  # refused files stay on the server, untouched
     assert (sandbox.sftp_root / "archive" / folder.name / "good.835").read_bytes() == sample
-    assert not any((tmp_path / "inbox").rglob("*evil*")) and len(list((tmp_path / "inbox").rglob("*"))) == 2
+    handoff = [p for p in (data_dir / "handoff").rglob("*") if p.is_file()]
+    assert [p.name for p in handoff] == ["good.835"]  # nothing of a refused name was staged
 
     exc = scenario.exceptions(engine)
     assert {e.record_key for e in exc} == {f"/inbound/{folder.name}/{n}" for n in unsafe}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,15 +38,13 @@ def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_dir: Path) -> Iterator[Engine]:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
-    with scenario.migrated_store(store_url) as eng:
-        scenario.seed_store(eng, day_dir)
-        for path in [*sorted((day_dir / "ehr").glob("*.hl7")), day_dir / "big.hl7"]:
-            ehr_ingest.ingest_file(path, eng, business_date=DAY, validate=False)
-        for path in sorted((day_dir / "sftp").glob("*/*.835")):
-            payer_remittance.process_file(path, eng, payer_folder=path.parent.name, business_date=DAY)
-        yield eng
+def engine(engine: Engine, day_dir: Path) -> Engine:
+    """The seeded store (conftest) holding the day's extracts, the big one too, and its 835s."""
+    for path in [*sorted((day_dir / "ehr").glob("*.hl7")), day_dir / "big.hl7"]:
+        ehr_ingest.ingest_file(path, engine, business_date=DAY, validate=False)
+    for path in sorted((day_dir / "sftp").glob("*/*.835")):
+        payer_remittance.process_file(path, engine, payer_folder=path.parent.name, business_date=DAY)
+    return engine
 
 
 def _messages(engine: Engine) -> dict[int, tuple[str | None, str, str, str]]:

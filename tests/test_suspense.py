@@ -11,7 +11,6 @@ clearing is never counted twice. The unbalanced one stays in suspense.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,30 +32,15 @@ from sandbox.runner import SandboxServers
 DAY = scenario.BUSINESS_DATE
 
 
-@pytest.fixture(scope="module")
-def day_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("suspense_day")
-    scenario.generate_day(out, encounters=12)
-    return out
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServers]:
-    with SandboxServers(tmp_path_factory.mktemp("suspense_sandbox")) as servers:
-        yield servers
-
-
 @pytest.fixture
-def engine(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_dir: Path,
-           sandbox: SandboxServers) -> Iterator[Engine]:
-    monkeypatch.setenv("CAREFABRIC_DATA_DIR", str(tmp_path / "data"))
+def engine(engine: Engine, day_dir: Path, sandbox: SandboxServers) -> Engine:
+    """The seeded store (conftest) after the day was ingested and its bank statement read; the
+    ERP's chart holds the suspense accounts too."""
     scenario.reset_peers(sandbox, day_dir, extra_accounts=list(EXTRA_ACCOUNTS))
-    with scenario.migrated_store(store_url) as eng:
-        scenario.seed_store(eng, day_dir)
-        scenario.ingest_day(eng, day_dir, sandbox.billing_url)
-        (statement,) = sorted((day_dir / "bank").glob("*.bai"))
-        bank_statement.process_statement(statement, eng, business_date=DAY)
-        yield eng
+    scenario.ingest_day(engine, day_dir, sandbox.billing_url)
+    (statement,) = sorted((day_dir / "bank").glob("*.bai"))
+    bank_statement.process_statement(statement, engine, business_date=DAY)
+    return engine
 
 
 def unapplied(peers: SandboxServers) -> dict[str, int]:
