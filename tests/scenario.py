@@ -1,8 +1,9 @@
 """Shared helpers for the interface tests: a real store at head, a small generated day, its
 crosswalks and ERP master data, REST clients for the sandbox peers, and store queries.
 
-Not a conftest: test modules import what they need (``import scenario``); fixtures stay in the
-modules so each one shows what it starts.
+Not a conftest: test modules import what they need (``import scenario``). The fixtures most
+interface modules share (the day, the peers, the seeded store) are in ``conftest.py``, built
+from these helpers; a module that needs another day or store overrides the fixture's name.
 """
 
 from __future__ import annotations
