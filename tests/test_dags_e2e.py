@@ -1,9 +1,10 @@
 """Whole-DAG tests: one business day through every DAG with real Airflow and real peers.
 
-The sandbox peers run on free loopback ports; each DAG runs as ``airflow dags test`` (every task
-through the task SDK) against a fresh Airflow metadata DB, on SQLite and on PostgreSQL for the
-integration store. The day is judged against the generator's ground truth from the ERP's own
-records: every journal, inventory movement and cash receipt to the cent, every injected fault as
+The sandbox peers run on free loopback ports; each DAG runs with ``dag.test()`` (every task
+through the task SDK) in one Airflow process of the test's own (``tools/dag_test_runner.py``)
+against a fresh Airflow metadata DB, on SQLite and on PostgreSQL for the integration store.
+The day is judged against the generator's ground truth from the ERP's own records: every
+journal, inventory movement and cash receipt to the cent, every injected fault as
 its exception or reconciliation item, nothing posted twice on a rerun, the transient ERP 503
 retried and posted once, and the held line posted after its crosswalk fix and replay.
 """
@@ -20,6 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
+from dag_test_runner import DagTestRunner  # noqa: E402
 from dayrun import DayRun, Peers, run_day  # noqa: E402
 
 BUSINESS_DATE = "2026-11-20"
@@ -61,16 +63,20 @@ def test_business_day_through_every_dag(tmp_path: Path, store_db: str, monkeypat
     assert generate(["--seed", "7", "--encounters", "24", "--facilities", "3", "--days", "1",
                      "--date", BUSINESS_DATE, "--out", str(scenario)]) == 0
 
-    with SandboxServers(sandbox_dir) as servers:
+    with SandboxServers(sandbox_dir) as servers, DagTestRunner() as runner:
         peers = Peers(servers.erp_url, servers.billing_url, servers.sftp_port, servers.smtp_port, sandbox_dir,
                       servers.sftp_root)
-        day = DayRun(data=data, peers=peers, business_date=BUSINESS_DATE, db_url=store_db, log=lambda _: None)
+        day = DayRun(data=data, peers=peers, business_date=BUSINESS_DATE, db_url=store_db, log=lambda _: None,
+                     runner=runner)
         report = run_day(day, scenario)
         peer_databases = [(sandbox_dir / "erp.db").read_bytes(), (sandbox_dir / "billing.db").read_bytes()]
 
     (tmp_path / "report.json").write_text(json.dumps(report, indent=2, default=str))
     assert report["differences_from_ground_truth"] == []
     assert set(report["dag_states"].values()) == {"success"}
+    # ... and every task of every run, from the runs' own task instances
+    assert len(runner.results) == len(report["dag_states"])
+    assert {(r.dag_id, t, s) for r in runner.results for t, s in r.tasks.items() if s not in ("success", "skipped")} == set()
     # Rerun: the peers' own records did not change.
     assert report["peers_after_rerun"] == report["peers_after_first_pass"]
     # The armed 503 was consumed (the post was retried) and every journal balances.
