@@ -131,7 +131,12 @@ def load_settings(env: dict[str, str], sandbox_dir: Path | None = None, override
 
 
 def run_dag(env: dict[str, str], dag_id: str, logical_date: str, conf: dict[str, Any] | None = None) -> str:
-    """Run one DagRun of ``dag_id`` to completion; return its final state ("success"/"failed")."""
+    """Run one DagRun of ``dag_id`` to completion; return its final state ("success"/"failed").
+
+    One ``airflow dags test`` process a run: ``make demo`` and the benches that quote the CLI's
+    figures. Tests run many DagRuns with ``dag_test_runner.DagTestRunner`` (``dag.test()`` in one
+    process per Airflow home, states read from the returned DagRun), not this.
+    """
     args = ["dags", "test", dag_id, logical_date]
     if conf:
         args += ["-c", json.dumps(conf)]
