@@ -63,6 +63,7 @@ SIZES = {
     "ledger_lines": (20_000, 4_000),  # ERP journal lines read back through the API for the ledger check
     "memory_mb": (1_024, 128),
     "ingest_encounters": (40_000, 4_000),
+    "ingest_repeats": (3, 1),  # best of N ingests of the same files, each into a fresh store
     # The full regional day (1M messages, ~300k charge lines, ~50k claims) is
     # --day-encounters 80000 --day-messages 1000000 (~45 min here, bounded by pyx12 validation of
     # every 835); the default runs a quarter of it and extrapolates, clearly labelled.
@@ -591,33 +592,81 @@ def ingest_all(engine: Any, files: list[Path]) -> tuple[int, int, float]:
     return messages, charges, time.perf_counter() - t0
 
 
+def _ingest_references(files: list[Path]) -> dict[str, float]:
+    """Same-run references on the ingest files (msg/s, best of 3): a bare split and parse to
+    canonical. The load of a shared machine moves every figure; the ratio to these moves less."""
+    from carefabric import hl7
+
+    texts = [raw.text for path in files for raw in hl7.iter_messages(path)]
+
+    def split_all() -> int:
+        for text in texts:
+            [seg.split("|") for seg in text.split("\r") if seg]
+        return len(texts)
+
+    def parse_all() -> int:
+        n = 0
+        for path in files:
+            for raw in hl7.iter_messages(path):
+                _canonical(raw)
+                n += 1
+        return n
+
+    split_s, _ = best_of(3, split_all)
+    parse_s, n = best_of(3, parse_all)
+    return {"split": len(texts) / split_s, "parse": n / parse_s}
+
+
+def _ingest_best(label: str, work: Path, scenario: Path, files: list[Path], repeats: int, keep: bool) -> tuple[int, int, float]:
+    """Best of ``repeats`` ingests of ``files``, each into a fresh store (SQLite file or scratch
+    PostgreSQL database): a store that already holds the files would skip them as duplicates."""
+    best: tuple[int, int, float] | None = None
+    for i in range(repeats):
+        if label == "SQLite":
+            db = work / f"ingest_{i}.db"
+            db.unlink(missing_ok=True)
+            ctx: contextlib.AbstractContextManager[str] = contextlib.nullcontext(f"sqlite:///{db}")
+        else:
+            ctx = scratch_pg(f"carefabric_bench_{os.getpid()}_{i}", keep)
+        with ctx as url:
+            engine = prepare_store(url, scenario)
+            result = ingest_all(engine, files)
+            engine.dispose()
+        if best is None or result[2] < best[2]:
+            best = result
+    assert best is not None
+    return best
+
+
 def bench_ingest(work: Path, sizes: dict[str, int], keep: bool) -> None:
     import carefabric.quality.validate  # noqa: F401 - warm the one-time GX/pandas import (~3 s) outside the timing
+    from carefabric.quality.validate import _ephemeral_context
 
+    _ephemeral_context()  # great_expectations itself is imported lazily, on the first context
     say("\n== HL7 ingest persisted (ingest_file: parse, map, bulk write, GX per file)")
     scenario = work / "ingest"
     generate(scenario, sizes["ingest_encounters"])
     files = sorted((scenario / "ehr").glob("*.hl7"))
-    results: dict[str, float] = {}
-    sqlite_url = f"sqlite:///{work / 'ingest.db'}"
-    for label, ctx in (("SQLite", contextlib.nullcontext(sqlite_url)), ("PostgreSQL", scratch_pg(f"carefabric_bench_{os.getpid()}", keep))):
-        with ctx as url:
-            engine = prepare_store(url, scenario)
-            messages, charges, seconds = ingest_all(engine, files)
-            rate = messages / seconds
-            results[label] = rate
-            DETAILS[f"ingest_{label.lower()}"] = {"messages": messages, "charges": charges, "files": len(files), "seconds": round(seconds, 2)}
-            target = ">= 10,000 msg/s" if label == "PostgreSQL" else ""
-            met = rate >= 10_000 if label == "PostgreSQL" else None
-            row(f"HL7 ingest persisted, {label}", rate, "msg/s", target=target, met=met,
-                note=f"{messages:,} messages, {charges:,} charges, {len(files)} files of ~{messages // len(files):,}")
-            if label == "PostgreSQL" and rate < 10_000:
-                engine.dispose()
-                with scratch_pg(f"carefabric_bench_prof_{os.getpid()}") as purl:
-                    pengine = prepare_store(purl, scenario)
-                    PROFILES["ingest_postgresql"] = profile_top(functools.partial(ingest_all, pengine, files[:2]))
-                    pengine.dispose()
-            engine.dispose()
+    repeats = max(1, sizes["ingest_repeats"])
+    for label in ("SQLite", "PostgreSQL"):
+        refs = _ingest_references(files)  # measured right before, in the same load
+        messages, charges, seconds = _ingest_best(label, work, scenario, files, repeats, keep)
+        rate = messages / seconds
+        DETAILS[f"ingest_{label.lower()}"] = {"messages": messages, "charges": charges, "files": len(files),
+                                              "seconds": round(seconds, 2), "repeats": repeats,
+                                              "reference_msg_s": {k: round(v) for k, v in refs.items()},
+                                              "load_avg": os.getloadavg()}
+        target = ">= 10,000 msg/s" if label == "PostgreSQL" else ""
+        met = rate >= 10_000 if label == "PostgreSQL" else None
+        row(f"HL7 ingest persisted, {label}", rate, "msg/s", reference=refs["parse"],
+            ref_name="parse to canonical, same files, same run", ratio=rate / refs["parse"], target=target, met=met,
+            note=f"{messages:,} messages, {charges:,} charges, {len(files)} files of ~{messages // len(files):,}, "
+                 f"best of {repeats}; bare split of the same messages {refs['split']:,.0f} msg/s")
+        if label == "PostgreSQL" and rate < 10_000:
+            with scratch_pg(f"carefabric_bench_prof_{os.getpid()}") as purl:
+                pengine = prepare_store(purl, scenario)
+                PROFILES["ingest_postgresql"] = profile_top(functools.partial(ingest_all, pengine, files[:2]))
+                pengine.dispose()
     # The DAG ingests files as mapped tasks: two workers take two files at once. Same files, a
     # fresh database, two processes (PostgreSQL shares the same two cores).
     with scratch_pg(f"carefabric_bench_par_{os.getpid()}", keep) as url:
@@ -632,8 +681,9 @@ def bench_ingest(work: Path, sizes: dict[str, int], keep: bool) -> None:
 def _warm_worker() -> int:
     """Load what an Airflow worker has loaded after its first task (GX, pandas, parsers)."""
     import carefabric.interfaces.ehr_ingest  # noqa: F401
-    import carefabric.quality.validate  # noqa: F401
+    from carefabric.quality.validate import _ephemeral_context
 
+    _ephemeral_context()  # imports great_expectations (lazy until the first context)
     time.sleep(1.0)  # hold this worker so the other one takes the second warm-up
     return os.getpid()
 
