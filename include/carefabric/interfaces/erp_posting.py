@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from carefabric.canonical import (
     Adjustment,
@@ -76,6 +76,7 @@ from carefabric.posting.policy import Mode, check_mode
 from carefabric.store import outbox
 from carefabric.store.db import session_scope
 from carefabric.store.models import Charge as ChargeRow
+from carefabric.store.models import RemitClaim as RemitClaimRow
 from carefabric.store.models import Remittance as RemittanceRow
 from carefabric.store.models import SupplyUsage
 from carefabric.store.outbox import OutboxDocument
@@ -158,9 +159,14 @@ def remittance_from_row(row: RemittanceRow) -> Remittance:
 
 def balanced_remittances(session: Session, business_date: dt.date) -> list[tuple[str, MappedRemittance]]:
     """Balanced, mapped remittances of the date as (record key, mapped remittance)."""
+    # Claims, lines, CAS and PLB loaded up front (one IN query per 500 parents and level): read
+    # lazily, a day of 56k claims was ~112k single-row queries, 258 of build_day's 442 s.
+    claims = selectinload(RemittanceRow.claims)
     rows = session.scalars(
         select(RemittanceRow)
         .where(RemittanceRow.status.in_(REMIT_STATUSES), RemittanceRow.business_date == business_date)
+        .options(claims.selectinload(RemitClaimRow.lines), claims.selectinload(RemitClaimRow.adjustments),
+                 selectinload(RemittanceRow.provider_adjustments))
         .order_by(RemittanceRow.id)
     ).all()
     return [
