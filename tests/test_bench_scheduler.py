@@ -52,6 +52,8 @@ def test_celery_day_is_green_judged_and_leaves_nothing_running(tmp_path: Path) -
     # a real deployment ran: the components, two workers among them, were separate process groups
     groups = result["process_groups"]
     assert {"api-server", "scheduler", "dag-processor", "triggerer", "celery-worker-1", "celery-worker-2"} <= set(groups)
+    # each worker imported GX, pandas, pyx12 and the interfaces once at start (carefabric_airflow.celery_config)
+    assert result["workers_preloaded"] == {"celery-worker-1": True, "celery-worker-2": True}
     for pgid in groups.values():
         with pytest.raises(ProcessLookupError):
             os.killpg(pgid, 0)  # nothing of the group is left

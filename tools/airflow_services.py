@@ -242,7 +242,8 @@ class Api:
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         r = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        r.raise_for_status()
+        if r.status_code >= 400:  # the API says why (a DAG the api-server cannot load, a bad conf)
+            raise RuntimeError(f"triggering {dag_id}: HTTP {r.status_code}: {r.text[:1000]}")
         return str(r.json()["dag_run_id"])
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:

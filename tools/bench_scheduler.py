@@ -19,6 +19,10 @@ scheduler's order, each when the previous one has finished, with ``business_date
 Every run must end green, and the ERP's own records must equal the generator's ground truth
 (``sandbox.judge``, as ``tools/dayrun.py`` judges the demo). Everything started is stopped at the
 end, process group by process group. A benchmark, not a test: figures depend on the machine's load.
+Beside the wall times the report keeps, per DAG, each task's instances, running and queued
+seconds from the metadata database (``tasks``), and the CPU seconds the whole deployment used
+(``deployment_cpu_s``), which the load does not inflate. Celery workers import carefabric's heavy
+modules once at start (``carefabric_airflow.celery_config``; ``--no-preload`` measures without).
 
     tools/bench_scheduler.py --executor all --encounters 80000 --messages 1000000   # the full day
 """
@@ -188,6 +192,9 @@ def run_on_scheduler(world: World, aenv: dict[str, str], order: list[str], *, ex
                       for r in api.wait_idle(dep, dag_timeout) if (r["dag_id"], r["dag_run_id"]) not in mine]
             api.pause_all(every_dag)
             api.close()
+            # did each worker import carefabric's heavy modules once at start (celery_config)?
+            preloaded = {c.name: "carefabric preload:" in c.log.read_text(errors="replace")
+                         for c in dep.components if c.name.startswith("celery-worker")}
     finally:
         if queue:
             _drop_queue(redis_db, queue)
@@ -196,7 +203,7 @@ def run_on_scheduler(world: World, aenv: dict[str, str], order: list[str], *, ex
     # unlike wall time: on 2 cores the day cannot take less than half of it.
     cpu_s = round(_children_cpu_s() - cpu_start, 1)
     return {"dags": dags, "total_s": total, "startup_s": startup_s, "other_runs": others, "process_groups": pids,
-            "deployment_cpu_s": cpu_s}
+            "deployment_cpu_s": cpu_s, "workers_preloaded": preloaded}
 
 
 def _trigger_and_wait(api: Any, dep: Any, dag_id: str, timeout: float) -> dict[str, Any]:
