@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -113,3 +114,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def console_day_server(root: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
+    """``test_console.build_day``'s store under ``root``, served by a real api-server of its own
+    (the console-through-Airflow tests' module fixture)."""
+    import pytest
+    from test_console import build_day
+
+    with pytest.MonkeyPatch.context() as mp:
+        day = build_day(root, mp)
+    home = root / "airflow_home"
+    home.mkdir()
+    with airflow_api_server(home, day["url"]) as srv:
+        yield srv, day

@@ -16,10 +16,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from airflow_api import PROJECT, Server, airflow_api_server
+from airflow_api import PROJECT, Server, console_day_server
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
-from test_console import build_day
 
 from carefabric.store.db import get_engine, session_scope
 from carefabric.store.models import AuditLog, ExceptionRecord
@@ -29,13 +28,8 @@ EVIL = "http://evil.example"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, Any]]]:
-    root = tmp_path_factory.mktemp("console_airflow")
-    with pytest.MonkeyPatch.context() as mp:
-        day = build_day(root, mp)
-    home = root / "airflow_home"
-    home.mkdir()
-    with airflow_api_server(home, day["url"]) as srv:
-        yield srv, day
+    with console_day_server(tmp_path_factory.mktemp("console_airflow")) as served:
+        yield served
 
 
 def console_routes() -> list[APIRoute]:

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_api import PROJECT, Server, airflow_api_server
-from test_console import build_day
+from airflow_api import PROJECT, Server, console_day_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = PROJECT / "data" / "screenshots"
@@ -31,13 +30,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, Any]]]:
     pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -r requirements.txt)")
-    root = tmp_path_factory.mktemp("console_browser")
-    with pytest.MonkeyPatch.context() as mp:
-        day = build_day(root, mp)
-    home = root / "airflow_home"
-    home.mkdir()
-    with airflow_api_server(home, day["url"]) as srv:
-        yield srv, day
+    with console_day_server(tmp_path_factory.mktemp("console_browser")) as served:
+        yield served
 
 
 @pytest.fixture
