@@ -131,11 +131,13 @@ async def close_deadline_missed(deadline_name: str, context: dict[str, Any] | No
 def close_deadlines() -> list[DeadlineAlert]:
     """The nightly close's alerts (see the module docstring).
 
-    ``CAREFABRIC_DEADLINE_ALERTS=off`` leaves them out. ``tools/airflow_runtime.run_dag`` sets it
-    for ``airflow dags test`` only: in Airflow 3.3.2 a run that ``dags test`` finished with success
-    is turned into a failure, because ``DagRun.update_state`` treats the in-process DAG's alert
-    objects as alert ids (``'dict' object has no attribute 'hex'`` in ``DeadlineAlertModel.get_by_id``).
-    The scheduler path serializes the DAG first and is unaffected.
+    ``CAREFABRIC_DEADLINE_ALERTS=off`` leaves them out. ``tools/airflow_runtime.run_dag`` (``airflow
+    dags test``: the demo, the benches) and ``tools/dag_test_runner`` (in-process ``dag.test()``: the
+    whole-DAG tests) set it, and only they: in Airflow 3.3.2 a run either of them finished with
+    success is turned into a failure, because ``DagRun.update_state`` treats the in-process DAG's
+    alert objects as alert ids (``'dict' object has no attribute 'hex'`` in
+    ``DeadlineAlertModel.get_by_id``). The scheduler path serializes the DAG first and is
+    unaffected (``tests/test_asset_chain_scheduler.py`` fires a miss live).
     """
     if os.environ.get("CAREFABRIC_DEADLINE_ALERTS", "on").lower() in {"off", "0", "false", "no"}:
         return []
