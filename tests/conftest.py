@@ -52,6 +52,21 @@ def _pg_reachable() -> str | None:
         return f"PostgreSQL at 127.0.0.1:5432 not reachable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
 
 
+@pytest.fixture(autouse=True)
+def _peer_call_recorder_per_test() -> Iterator[None]:
+    """Each test starts with the process's peer-call recorder unbound and empty.
+
+    A client built from an Airflow connection binds it for the life of the process (right for a
+    task process); in a test worker that binding and its unwritten sums would carry one test's
+    peer calls into the next test's store (``carefabric.peer_calls``).
+    """
+    from carefabric import peer_calls
+
+    peer_calls.RECORDER.reset()
+    yield
+    peer_calls.RECORDER.reset()
+
+
 @pytest.fixture(scope="session")
 def pg_scratch_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""

@@ -8,6 +8,7 @@ scheduler creating runs from events) is in ``test_asset_chain_scheduler.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -40,6 +41,29 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory) -> object:
         for dag_id in ("ehr_ingest", "payer_remittance", "erp_posting", "claims_reconciliation"):
             (folder / f"{dag_id}.py").symlink_to(DAGS_DIR / f"{dag_id}.py")
         yield DagBag(dag_folder=str(folder))
+
+
+@contextlib.contextmanager
+def _plugins_from(folder: Path) -> Iterator[None]:
+    """Airflow's plugin manager loading ``folder`` as a scheduler would.
+
+    The folder is read once per process (``settings.PLUGINS_FOLDER`` at import, the plugin lists
+    cached): a test worker that imported Airflow for another test first would otherwise keep that
+    test's plugins and never see ours.
+    """
+    from airflow import plugins_manager, settings
+
+    def clear() -> None:
+        plugins_manager._get_plugins.cache_clear()
+        plugins_manager.get_deadline_references_plugins.cache_clear()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(settings, "PLUGINS_FOLDER", str(folder))
+        clear()
+        try:
+            yield
+        finally:
+            clear()
 
 
 def _roundtrip(dag: object) -> object:
@@ -85,7 +109,8 @@ def test_close_follows_postings_with_a_time_fallback_and_deadlines(dagbag: objec
 
     from carefabric_airflow.deadlines import CloseEmailDue
 
-    decoded = {a.name: a for a in map(decode_deadline_alert, dag.deadline)}
+    with _plugins_from(DAGS_DIR.parent / "plugins"):
+        decoded = {a.name: a for a in map(decode_deadline_alert, dag.deadline)}
     assert isinstance(decoded["email_by"].reference.inner_ref, CloseEmailDue)
     assert decoded["max_duration"].reference.reference_name == "DagRunQueuedAtDeadline"
 

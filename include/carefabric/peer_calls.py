@@ -127,6 +127,14 @@ class PeerCallRecorder:
         self._lock = threading.Lock()
         self._pending, self._unflushed, self._exit_hook_pid = {}, 0, None
 
+    def reset(self) -> None:
+        """Unbound, nothing pending: as a new process starts. A task process binds the recorder
+        for its whole life; a process that serves many (a test worker) resets it between them,
+        or one's calls are written into the next one's store."""
+        with self._lock:
+            self.engine_factory = None
+            self._pending, self._unflushed = {}, 0
+
     def flush(self, wait_ms: int | None = None) -> int:
         """Write the pending sums (one upsert); the number of rows written. Never raises."""
         with self._lock:
