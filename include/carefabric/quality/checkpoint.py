@@ -255,7 +255,7 @@ def run_nightly_checkpoint(frames: Mapping[str, pandas.DataFrame], day: dt.date,
     run_name = f"nightly-{day.isoformat()}"
     try:
         result = context.checkpoints.get(CHECKPOINT).run(
-            batch_parameters={"year": f"{day:%Y}", "month": f"{day:%m}", "day": f"{day:%d}"},
+            batch_parameters={"year": day.year, "month": day.month, "day": day.day},
             run_id=gx.RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC)),
         )
     finally:
